@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install what modelreg's scripts need on a fresh Debian machine: a few apt packages
+# (only if missing), a virtualenv in .venv with modelreg and its dev/test extras.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+need_apt=()
+[ -x /usr/bin/time ] || need_apt+=(time)
+command -v git >/dev/null || need_apt+=(git)
+python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq && $sudo apt-get install -y -qq "${need_apt[@]}"
+fi
+
+if ! command -v go >/dev/null; then
+  echo "Go is required to build the local cluster (https://go.dev/doc/install); any Go >= 1.21" \
+       "fetches the toolchain it needs from the module proxy." >&2
+  exit 1
+fi
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' || {
+  echo "Python >= 3.11 is required" >&2; exit 1; }
+
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[dev]'

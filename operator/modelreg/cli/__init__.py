@@ -1,0 +1,19 @@
+"""The ``modelreg`` command line."""
+
+from __future__ import annotations
+
+import click
+
+from modelreg import __version__
+from modelreg.cli.dev import dev
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="modelreg")
+def main() -> None:
+    """modelreg: a Kubernetes-native model registry."""
+
+
+main.add_command(dev)
+
+__all__ = ["main"]

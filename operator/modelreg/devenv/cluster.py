@@ -1,0 +1,494 @@
+"""``modelreg dev up|down|status``: the local cluster, S3 server and registries on 127.0.0.1.
+
+Everything runs as the current user from binaries built by ``hack/build-tools.sh``:
+etcd, kube-apiserver (TLS, RBAC, static-token users, admission webhooks),
+kube-controller-manager, kube-scheduler, KWOK (fake nodes and kubelets), MinIO and two
+CNCF distribution registries (anonymous and htpasswd-protected). State lives in one
+directory (``.dev/``); ``up`` is idempotent and recovers from a crash, ``down`` stops
+every process it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shlex
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import bcrypt
+import httpx
+import yaml
+
+from modelreg.devenv import components, identities, manifests, pki, process
+from modelreg.devenv.components import Component
+from modelreg.devenv.layout import PORT_NAMES, Layout, Ports
+from modelreg.devenv.tools import Tools, ensure_tools
+
+Log = Callable[[str], None]
+
+FAKE_NODES = ("kwok-node-0", "kwok-node-1")
+#: Start order; ``down`` stops in reverse.
+ORDER = (
+    "etcd",
+    "kube-apiserver",
+    "kube-controller-manager",
+    "kube-scheduler",
+    "kwok",
+    "minio",
+    "registry",
+    "private-registry",
+)
+
+
+class DevEnvError(RuntimeError):
+    """The environment could not be started; the message names the log to read."""
+
+
+@dataclass(frozen=True)
+class Secrets:
+    """Credentials generated once per environment and kept in ``pki/secrets.json``."""
+
+    tokens: dict[str, str]
+    s3_access_key: str
+    s3_secret_key: str
+    registry_user: str
+    registry_password: str
+
+    @classmethod
+    def load_or_create(cls, layout: Layout) -> Secrets:
+        path = layout.pki / "secrets.json"
+        if path.exists():
+            return cls(**json.loads(path.read_text()))
+        created = cls(
+            tokens=identities.new_tokens(),
+            s3_access_key="modelreg-" + secrets.token_hex(4),
+            s3_secret_key=secrets.token_urlsafe(24),
+            registry_user="modelreg",
+            registry_password=secrets.token_urlsafe(18),
+        )
+        _write_private(path, json.dumps(created.__dict__, indent=2))
+        return created
+
+
+@dataclass(frozen=True)
+class Environment:
+    """A configured (not necessarily running) environment."""
+
+    layout: Layout
+    ports: Ports
+    tools: Tools
+    secrets: Secrets
+
+    @property
+    def server(self) -> str:
+        return f"https://127.0.0.1:{self.ports.apiserver}"
+
+    @property
+    def s3_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.ports.s3}"
+
+    @property
+    def registry(self) -> str:
+        return f"127.0.0.1:{self.ports.registry}"
+
+    @property
+    def private_registry(self) -> str:
+        return f"127.0.0.1:{self.ports.private_registry}"
+
+    def env_vars(self) -> dict[str, str]:
+        """What ``.dev/env.sh`` exports."""
+        return {
+            "KUBECONFIG": str(self.layout.kubeconfig),
+            "MODELREG_S3_ENDPOINT": self.s3_endpoint,
+            "MODELREG_S3_BUCKET": components.S3_BUCKET,
+            "AWS_ACCESS_KEY_ID": self.secrets.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": self.secrets.s3_secret_key,
+            "AWS_DEFAULT_REGION": components.S3_REGION,
+            "MODELREG_REGISTRY": self.registry,
+            "MODELREG_PRIVATE_REGISTRY": self.private_registry,
+            "MODELREG_PRIVATE_REGISTRY_USERNAME": self.secrets.registry_user,
+            "MODELREG_PRIVATE_REGISTRY_PASSWORD": self.secrets.registry_password,
+            "MODELREG_DEV_DIR": str(self.layout.root),
+        }
+
+    def component(self, name: str) -> Component:
+        t, lay, p = self.tools, self.layout, self.ports
+        match name:
+            case "etcd":
+                return components.etcd(t, lay, p)
+            case "kube-apiserver":
+                return components.apiserver(t, lay, p)
+            case "kube-controller-manager":
+                return components.controller_manager(t, lay, p)
+            case "kube-scheduler":
+                return components.scheduler(t, lay, p)
+            case "kwok":
+                return components.kwok(t, lay, p)
+            case "minio":
+                s = self.secrets
+                return components.minio(t, lay, p, s.s3_access_key, s.s3_secret_key)
+            case "registry" | "private-registry":
+                return components.registry(t, lay, name)
+        raise KeyError(name)
+
+    # --- health --------------------------------------------------------------------------
+
+    def healthy(self, name: str) -> bool:
+        """Whether the component answers its health endpoint (or, without one, runs)."""
+        try:
+            match name:
+                case "etcd":
+                    r = httpx.get(f"http://127.0.0.1:{self.ports.etcd}/health", timeout=2)
+                    return r.status_code == 200 and r.json().get("health") == "true"
+                case "kube-apiserver":
+                    return self._api_get("/readyz").status_code == 200
+                case "kwok":
+                    r = httpx.get(f"http://127.0.0.1:{self.ports.kwok}/healthz", timeout=2)
+                    return r.status_code == 200
+                case "minio":
+                    r = httpx.get(f"{self.s3_endpoint}/minio/health/live", timeout=2)
+                    return r.status_code == 200
+                case "registry":
+                    return httpx.get(f"http://{self.registry}/v2/", timeout=2).status_code == 200
+                case "private-registry":
+                    # without credentials the registry must refuse
+                    url = f"http://{self.private_registry}/v2/"
+                    return httpx.get(url, timeout=2).status_code == 401
+        except (httpx.HTTPError, ValueError):
+            return False
+        return process.read_pidfile(self.layout.pidfile(name)) is not None
+
+    def _api_get(self, path: str) -> httpx.Response:
+        return httpx.get(
+            self.server + path,
+            headers={"Authorization": f"Bearer {self.secrets.tokens['admin']}"},
+            verify=str(self.layout.pki / "ca.crt"),
+            timeout=5,
+        )
+
+    # --- kubectl as admin ----------------------------------------------------------------
+
+    def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> str:
+        result = subprocess.run(
+            [
+                self.tools["kubectl"],
+                f"--kubeconfig={self.layout.kubeconfig}",
+                "--context=admin",
+                *args,
+            ],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        if check and result.returncode != 0:
+            raise DevEnvError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def apply(self, objects: Iterable[dict[str, Any]]) -> None:
+        """Server-side apply, owned by the field manager ``modelreg-dev``."""
+        docs = list(objects)
+        if docs:
+            self.kubectl(
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "--field-manager=modelreg-dev",
+                "-f",
+                "-",
+                stdin=yaml.safe_dump_all(docs, sort_keys=False),
+            )
+
+
+def _write_private(path: Path, text: str | bytes) -> None:
+    data = text.encode() if isinstance(text, str) else text
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _port_busy(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _running(layout: Layout) -> list[str]:
+    return [n for n in ORDER if process.read_pidfile(layout.pidfile(n)) is not None]
+
+
+def open_existing(root: Path) -> Environment | None:
+    """The environment configured in ``root``, read-only; None if never configured."""
+    layout = Layout(root.resolve())
+    ports = layout.load_ports()
+    if ports is None or not (layout.pki / "secrets.json").exists():
+        return None
+    return Environment(
+        layout, ports, ensure_tools(build=False, quiet=True), Secrets.load_or_create(layout)
+    )
+
+
+def configure(root: Path, *, build: bool = True) -> Environment:
+    """Prepare ``root``: tools, ports, credentials, certificates and config files."""
+    layout = Layout(root.resolve())
+    layout.ensure()
+    tools = ensure_tools(build=build)
+    ports = layout.load_ports()
+    # nothing of ours runs, but another program took a saved port: pick new ones
+    if (
+        ports is not None
+        and not _running(layout)
+        and any(_port_busy(getattr(ports, n)) for n in PORT_NAMES)
+    ):
+        layout.state_file.unlink()
+        ports = None
+    ports = ports or layout.allocate_ports()
+    env = Environment(layout, ports, tools, Secrets.load_or_create(layout))
+    _write_pki(layout)
+    _write_configs(env)
+    return env
+
+
+def _write_pki(layout: Layout) -> None:
+    d = layout.pki
+    if not (d / "ca.crt").exists():
+        ca = pki.new_ca("modelreg-dev-ca")
+        _write_private(d / "ca.key", ca.key_pem)
+        (d / "ca.crt").write_bytes(ca.cert_pem)
+    if not (d / "apiserver.crt").exists():
+        ca = pki.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+        serving = pki.issue(
+            ca,
+            "kube-apiserver",
+            dns_names=(
+                "localhost",
+                "kubernetes",
+                "kubernetes.default",
+                "kubernetes.default.svc",
+                "kubernetes.default.svc.cluster.local",
+            ),
+            ip_addresses=("127.0.0.1", "10.96.0.1"),
+        )
+        _write_private(d / "apiserver.key", serving.key_pem)
+        (d / "apiserver.crt").write_bytes(serving.cert_pem)
+    if not (d / "sa.key").exists():
+        sa = pki.new_service_account_keys()
+        _write_private(d / "sa.key", sa.key_pem)
+        (d / "sa.pub").write_bytes(sa.cert_pem)
+
+
+def _write_configs(env: Environment) -> None:
+    lay, s = env.layout, env.secrets
+    ca = (lay.pki / "ca.crt").read_bytes()
+    _write_private(lay.pki / "tokens.csv", identities.token_file(s.tokens))
+    people = [p.name for p in identities.PEOPLE]
+    _write_private(
+        lay.kubeconfig,
+        yaml.safe_dump(manifests.kubeconfig(env.server, ca, s.tokens, people, "admin")),
+    )
+    for component, user in (
+        ("kube-controller-manager", "system:kube-controller-manager"),
+        ("kube-scheduler", "system:kube-scheduler"),
+        ("kwok", "system:kwok"),
+    ):
+        config = manifests.kubeconfig(env.server, ca, s.tokens, [user], user)
+        _write_private(lay.internal_kubeconfig(component), yaml.safe_dump(config))
+    htpasswd = lay.pki / "registry.htpasswd"
+    hashed = bcrypt.hashpw(s.registry_password.encode(), bcrypt.gensalt(rounds=8)).decode()
+    _write_private(htpasswd, f"{s.registry_user}:{hashed}\n")
+    for name, port, auth in (
+        ("registry", env.ports.registry, None),
+        ("private-registry", env.ports.private_registry, str(htpasswd)),
+    ):
+        storage = lay.data / name
+        storage.mkdir(exist_ok=True)
+        (lay.root / f"{name}.yml").write_text(
+            yaml.safe_dump(manifests.registry_config(port, str(storage), auth))
+        )
+    exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.env_vars().items())
+    tool_dirs = os.pathsep.join(dict.fromkeys(str(p.parent) for p in env.tools.path.values()))
+    _write_private(
+        lay.env_sh,
+        "# modelreg local environment: source me (`. .dev/env.sh`)\n"
+        + exports
+        + f'export PATH={shlex.quote(tool_dirs)}:"$PATH"\n',
+    )
+
+
+# --- up ----------------------------------------------------------------------------------
+
+
+def _wait(what: str, check: Callable[[], bool], timeout: float, log_file: Path | None) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(delay)
+        delay = min(delay * 2, 1.0)
+    hint = f"; see {log_file}" if log_file else ""
+    raise DevEnvError(f"timed out after {timeout:.0f}s waiting for {what}{hint}")
+
+
+def _ensure_started(env: Environment, name: str, log: Log, timeout: float = 60) -> None:
+    lay = env.layout
+    if process.read_pidfile(lay.pidfile(name)) is not None:
+        if env.healthy(name):
+            log(f"  {name}: already running")
+            return
+        _wait(f"{name} to become healthy", lambda: env.healthy(name), 15, lay.log(name))
+        log(f"  {name}: already running")
+        return
+    c = env.component(name)
+    started = time.monotonic()
+    running = process.start(
+        c.argv, pidfile=lay.pidfile(name), log=lay.log(name), env=c.env, cwd=lay.root
+    )
+
+    def ready() -> bool:
+        if process.read_pidfile(lay.pidfile(name)) is None:
+            raise DevEnvError(f"{name} exited while starting; see {lay.log(name)}")
+        return env.healthy(name)
+
+    _wait(f"{name} to become healthy", ready, timeout, lay.log(name))
+    log(f"  {name}: started (pid {running.pid}, {time.monotonic() - started:.1f}s)")
+
+
+def up(
+    root: Path, *, log: Log = print, build: bool = True, control_plane: bool = True
+) -> Environment:
+    """Start (or finish starting) the environment in ``root``; safe to run again.
+
+    ``control_plane=False`` starts only the S3 server and the registries (for tests that
+    bring their own cluster, such as kind).
+    """
+    env = configure(root, build=build)
+    log(f"modelreg dev environment in {env.layout.root}")
+    if control_plane:
+        _start_control_plane(env, log)
+    _ensure_started(env, "minio", log)
+    _ensure_bucket(env)
+    _ensure_started(env, "registry", log)
+    _ensure_started(env, "private-registry", log)
+    people = ", ".join(p.name for p in identities.PEOPLE)
+    log(f"ready: . {env.layout.env_sh}  (kubectl contexts: {people})")
+    return env
+
+
+def _start_control_plane(env: Environment, log: Log) -> None:
+    _ensure_started(env, "etcd", log)
+    _ensure_started(env, "kube-apiserver", log, timeout=120)
+    _bootstrap_api(env)
+    for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
+        _ensure_started(env, name, log)
+    _wait_for_nodes(env)
+
+    # the controller-manager creates service accounts: pods can be created from here on
+    def has_default_sa() -> bool:
+        out = env.kubectl(
+            "get", "serviceaccount", "-n", identities.DEMO_NAMESPACE, "-o", "name", check=False
+        )
+        return "serviceaccount/default" in out
+
+    _wait(
+        "the default service account in ml-demo",
+        has_default_sa,
+        60,
+        env.layout.log("kube-controller-manager"),
+    )
+
+
+def _bootstrap_api(env: Environment) -> None:
+    """Objects the cluster needs before KWOK starts: Stage CRD and stages, nodes, RBAC."""
+    m = env.tools.kwok_manifests
+    env.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=modelreg-dev",
+        "-f",
+        str(m / "kwok.x-k8s.io_stages.yaml"),
+    )
+    env.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/stages.kwok.x-k8s.io")
+
+    def load(name: str) -> dict[str, Any]:
+        doc: dict[str, Any] = yaml.safe_load((m / name).read_text())
+        return doc
+
+    stages = [load("node-initialize.yaml"), load("node-heartbeat-with-lease.yaml")]
+    stages += manifests.pod_stages(
+        load("pod-ready.yaml"), [load("pod-complete.yaml"), load("pod-delete.yaml")]
+    )
+    env.apply(stages)
+    env.apply(manifests.fake_node(n) for n in FAKE_NODES)
+    env.apply(manifests.demo_namespace_objects())
+
+
+def _wait_for_nodes(env: Environment) -> None:
+    def ready() -> bool:
+        out = env.kubectl("get", "nodes", "-o", "json", check=False)
+        try:
+            items = json.loads(out)["items"]
+        except (ValueError, KeyError):
+            return False
+        ready = {
+            n["metadata"]["name"]
+            for n in items
+            for c in n.get("status", {}).get("conditions", [])
+            if c["type"] == "Ready" and c["status"] == "True"
+        }
+        return set(FAKE_NODES) <= ready
+
+    _wait("KWOK's fake nodes to become Ready", ready, 60, env.layout.log("kwok"))
+
+
+def _ensure_bucket(env: Environment) -> None:
+    from modelreg.devenv.s3 import ensure_bucket
+
+    ensure_bucket(
+        env.s3_endpoint,
+        env.secrets.s3_access_key,
+        env.secrets.s3_secret_key,
+        components.S3_BUCKET,
+        components.S3_REGION,
+    )
+
+
+# --- down and status ---------------------------------------------------------------------
+
+
+def down(root: Path, *, log: Log = print) -> list[str]:
+    """Stop every process of the environment in ``root`` (in reverse start order)."""
+    layout = Layout(root.resolve())
+    stopped = []
+    for name in reversed(ORDER):
+        if process.stop(layout.pidfile(name)):
+            stopped.append(name)
+            log(f"  {name}: stopped")
+    return stopped
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    healthy: bool
+
+
+def status(root: Path) -> list[ComponentStatus]:
+    """What runs in the environment in ``root``, and whether it answers."""
+    layout = Layout(root.resolve())
+    env = open_existing(root)
+    result = []
+    for name in ORDER:
+        running = process.read_pidfile(layout.pidfile(name))
+        healthy = running is not None and env is not None and env.healthy(name)
+        result.append(ComponentStatus(name, running.pid if running else None, healthy))
+    return result

@@ -1,0 +1,154 @@
+"""The processes of the local environment and how each is started (pure argv builders)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from modelreg.devenv.layout import Layout, Ports
+from modelreg.devenv.tools import Tools
+
+SERVICE_CIDR = "10.96.0.0/16"
+POD_CIDR = "10.244.0.0/16"
+SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
+S3_BUCKET = "models"
+S3_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One long-running process: how to start it and where it writes."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def etcd(tools: Tools, layout: Layout, ports: Ports) -> Component:
+    peer = f"http://127.0.0.1:{ports.etcd_peer}"
+    client = f"http://127.0.0.1:{ports.etcd}"
+    return Component(
+        "etcd",
+        [
+            tools["etcd"],
+            "--name=modelreg-dev",
+            f"--data-dir={layout.data / 'etcd'}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=modelreg-dev={peer}",
+            "--listen-metrics-urls=",
+            # a throwaway dev/test cluster: durability is not worth an fsync per write
+            "--unsafe-no-fsync",
+            "--log-level=warn",
+        ],
+    )
+
+
+def apiserver(tools: Tools, layout: Layout, ports: Ports) -> Component:
+    pki = layout.pki
+    return Component(
+        "kube-apiserver",
+        [
+            tools["kube-apiserver"],
+            f"--etcd-servers=http://127.0.0.1:{ports.etcd}",
+            "--bind-address=127.0.0.1",
+            "--advertise-address=127.0.0.1",
+            f"--secure-port={ports.apiserver}",
+            f"--tls-cert-file={pki / 'apiserver.crt'}",
+            f"--tls-private-key-file={pki / 'apiserver.key'}",
+            f"--client-ca-file={pki / 'ca.crt'}",
+            f"--token-auth-file={pki / 'tokens.csv'}",
+            "--authorization-mode=RBAC",
+            f"--service-account-issuer={SA_ISSUER}",
+            f"--service-account-key-file={pki / 'sa.pub'}",
+            f"--service-account-signing-key-file={pki / 'sa.key'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--allow-privileged=true",
+            # no kubelets or real network here: nothing may answer at the advertise address
+            "--endpoint-reconciler-type=none",
+            "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
+            "DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,"
+            "ValidatingAdmissionWebhook,ValidatingAdmissionPolicy",
+            "--profiling=false",
+            "--v=1",
+        ],
+    )
+
+
+def controller_manager(tools: Tools, layout: Layout, ports: Ports) -> Component:
+    pki = layout.pki
+    return Component(
+        "kube-controller-manager",
+        [
+            tools["kube-controller-manager"],
+            f"--kubeconfig={layout.internal_kubeconfig('kube-controller-manager')}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={pki / 'sa.key'}",
+            f"--root-ca-file={pki / 'ca.crt'}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--v=1",
+        ],
+    )
+
+
+def scheduler(tools: Tools, layout: Layout, ports: Ports) -> Component:
+    return Component(
+        "kube-scheduler",
+        [
+            tools["kube-scheduler"],
+            f"--kubeconfig={layout.internal_kubeconfig('kube-scheduler')}",
+            "--bind-address=127.0.0.1",
+            "--secure-port=0",
+            "--leader-elect=false",
+            "--v=1",
+        ],
+    )
+
+
+def kwok(tools: Tools, layout: Layout, ports: Ports) -> Component:
+    return Component(
+        "kwok",
+        [
+            tools["kwok"],
+            f"--kubeconfig={layout.internal_kubeconfig('kwok')}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--server-address=127.0.0.1:{ports.kwok}",
+            "--node-ip=10.0.0.1",
+            f"--cidr={POD_CIDR}",
+            # stages come from Stage objects, so tests can add their own at runtime
+            "--enable-crds=Stage",
+            "--v=INFO",
+        ],
+        env={"HOME": str(layout.data / "kwok")},
+    )
+
+
+def minio(tools: Tools, layout: Layout, ports: Ports, user: str, password: str) -> Component:
+    return Component(
+        "minio",
+        [
+            tools["minio"],
+            "server",
+            f"--address=127.0.0.1:{ports.s3}",
+            f"--console-address=127.0.0.1:{ports.s3_console}",
+            "--quiet",
+            str(layout.data / "minio"),
+        ],
+        env={
+            "MINIO_ROOT_USER": user,
+            "MINIO_ROOT_PASSWORD": password,
+            "MINIO_UPDATE": "off",
+            "MINIO_BROWSER": "off",
+            "MINIO_REGION": S3_REGION,
+            "HOME": str(layout.data / "minio-home"),
+        },
+    )
+
+
+def registry(tools: Tools, layout: Layout, name: str) -> Component:
+    return Component(name, [tools["registry"], "serve", str(layout.root / f"{name}.yml")])

@@ -1,0 +1,71 @@
+"""Who exists in the local cluster: people for tests and demos, and system components.
+
+People authenticate with static bearer tokens (``--token-auth-file``); the tokens are
+random per environment and written only into ``.dev/`` (mode 0600).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Identity:
+    """A user of the API server and the groups it belongs to."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    #: A person gets a context in ``.dev/kubeconfig``; system components do not.
+    person: bool = True
+
+
+APPROVERS_GROUP = "ml-approvers"
+DATA_SCIENTISTS_GROUP = "data-scientists"
+
+#: The people of the contract's examples. RBAC lets all four of the non-admins create and
+#: annotate ModelVersions in ``ml-demo``; only modelreg's admission webhook may stop them.
+PEOPLE = (
+    Identity("admin", ("system:masters",)),
+    Identity("alice", (APPROVERS_GROUP,)),
+    Identity("bob", (APPROVERS_GROUP,)),
+    Identity("dana", (DATA_SCIENTISTS_GROUP,)),
+    Identity("eve", ()),
+)
+
+#: Control-plane components, with the users their bootstrap RBAC roles are bound to.
+SYSTEM = (
+    Identity("system:kube-controller-manager", (), person=False),
+    Identity("system:kube-scheduler", (), person=False),
+    # KWOK plays every kubelet; in a dev cluster it may as well be cluster-admin.
+    Identity("system:kwok", ("system:masters",), person=False),
+)
+
+ALL = PEOPLE + SYSTEM
+
+DEMO_NAMESPACE = "ml-demo"
+
+
+def new_tokens(identities: tuple[Identity, ...] = ALL) -> dict[str, str]:
+    """A fresh random bearer token for each identity."""
+    return {i.name: secrets.token_urlsafe(32) for i in identities}
+
+
+def token_file(tokens: Mapping[str, str], identities: tuple[Identity, ...] = ALL) -> str:
+    """The kube-apiserver ``--token-auth-file``: ``token,user,uid,"group1,group2"``."""
+    lines = []
+    for i in identities:
+        groups = ",".join(i.groups)
+        lines.append(f'{tokens[i.name]},{i.name},{i.name},"{groups}"')
+    return "\n".join(lines) + "\n"
+
+
+def parse_token_file(text: str) -> dict[str, str]:
+    """The user -> token map of a file written by :func:`token_file`."""
+    tokens = {}
+    for line in text.splitlines():
+        if line.strip():
+            token, user, _ = line.split(",", 2)
+            tokens[user] = token
+    return tokens

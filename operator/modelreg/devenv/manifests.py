@@ -1,0 +1,301 @@
+"""Pure builders for the files and Kubernetes objects of the local environment."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from modelreg.devenv.identities import DEMO_NAMESPACE, PEOPLE
+
+Manifest = dict[str, Any]
+
+CLUSTER_NAME = "modelreg-dev"
+
+# --- kubeconfig --------------------------------------------------------------------------
+
+
+def kubeconfig(
+    server: str,
+    ca_pem: bytes,
+    tokens: Mapping[str, str],
+    users: Sequence[str],
+    current: str,
+) -> Manifest:
+    """A kubeconfig with one context per user, named after the user."""
+    ca = base64.b64encode(ca_pem).decode()
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [
+            {"name": CLUSTER_NAME, "cluster": {"server": server, "certificate-authority-data": ca}}
+        ],
+        "users": [{"name": u, "user": {"token": tokens[u]}} for u in users],
+        "contexts": [
+            {"name": u, "context": {"cluster": CLUSTER_NAME, "user": u, "namespace": "default"}}
+            for u in users
+        ],
+        "current-context": current,
+    }
+
+
+# --- cluster bootstrap objects ----------------------------------------------------------
+
+#: What the people of the demo namespace may do with modelreg's objects.
+MODELREG_RESOURCES = ["registeredmodels", "modelversions", "modeldeployments"]
+
+
+def demo_namespace_objects(namespace: str = DEMO_NAMESPACE) -> list[Manifest]:
+    """The ``ml-demo`` namespace and the RBAC that lets every non-admin person work in it.
+
+    RBAC grants create/update/patch on ModelVersions and ModelDeployments to everyone in
+    it, approvers and non-approvers alike: stopping a non-approver from approving is the
+    admission webhook's job, and tests rely on RBAC *not* doing it.
+    """
+    people = [p.name for p in PEOPLE if p.name != "admin"]
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "modelreg-dev-editor"},
+        "rules": [
+            {
+                "apiGroups": ["modelreg.dev"],
+                "resources": MODELREG_RESOURCES,
+                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+            },
+            {
+                "apiGroups": ["modelreg.dev"],
+                "resources": [f"{r}/status" for r in MODELREG_RESOURCES],
+                "verbs": ["get"],
+            },
+        ],
+    }
+    binding_subjects = [
+        {"kind": "User", "name": n, "apiGroup": "rbac.authorization.k8s.io"} for n in people
+    ]
+    return [
+        {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": namespace, "labels": {"modelreg.dev/dev-env": "true"}},
+        },
+        role,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "modelreg-dev-editors", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "modelreg-dev-editor",
+            },
+            "subjects": binding_subjects,
+        },
+        {
+            # Everyone may look at what runs in the demo namespace (pods, deployments, events).
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "modelreg-dev-viewers", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "view",
+            },
+            "subjects": binding_subjects,
+        },
+    ]
+
+
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
+
+
+def fake_node(name: str, cpu: str = "32", memory: str = "256Gi", pods: str = "250") -> Manifest:
+    """A node that KWOK plays: it reports Ready and runs every pod scheduled to it."""
+    resources = {"cpu": cpu, "memory": memory, "pods": pods, "ephemeral-storage": "1Ti"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {FAKE_NODE_ANNOTATION: "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "kubernetes.io/role": "agent",
+                "type": "kwok",
+            },
+        },
+        "spec": {},
+        "status": {"allocatable": resources, "capacity": resources},
+    }
+
+
+# --- KWOK stages: how fake pods behave --------------------------------------------------
+
+#: Pods whose model image repository ends in one of these suffixes misbehave on purpose,
+#: so rollout-failure tests can push a "bad release" that is otherwise a normal image.
+UNREADY_SUFFIX = "-unready"
+CRASHLOOP_SUFFIX = "-crashloop"
+
+
+def image_behaviour_query(suffix: str) -> str:
+    """A KWOK (gojq) selector key: true when any container image's repository ends in suffix.
+
+    Matches ``host:5000/team/model-unready:tag`` and ``host/x/model-unready@sha256:...``.
+    """
+    # repository = text after the last "/", before ":" or "@"
+    pattern = f"(^|/)[^/:@]*{re.escape(suffix)}([:@]|$)"
+    return f'[.spec.containers[].image | test("{pattern}")] | any'
+
+
+def _with_selector(stage: Manifest, key: str, operator: str) -> Manifest:
+    stage = copy.deepcopy(stage)
+    exprs = stage["spec"].setdefault("selector", {}).setdefault("matchExpressions", [])
+    exprs.append({"key": key, "operator": operator, "values": ["true"]})
+    return stage
+
+
+def pod_stages(upstream_pod_ready: Manifest, others: Sequence[Manifest]) -> list[Manifest]:
+    """KWOK's pod stages, plus two for the failure images.
+
+    ``upstream_pod_ready`` is KWOK's own ``pod-ready`` stage (read from the KWOK module of
+    the pinned version). It is kept, but no longer matches failure images; those get
+    ``modelreg-pod-unready`` (running, never Ready) or ``modelreg-pod-crashloop`` (model
+    container in CrashLoopBackOff after 5 restarts).
+    """
+    unready, crash = image_behaviour_query(UNREADY_SUFFIX), image_behaviour_query(CRASHLOOP_SUFFIX)
+    ready = _with_selector(_with_selector(upstream_pod_ready, unready, "NotIn"), crash, "NotIn")
+    pending: list[dict[str, Any]] = [
+        {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+        {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+    ]
+    return [
+        ready,
+        *others,
+        _stage(
+            "modelreg-pod-unready",
+            [*pending, {"key": unready, "operator": "In", "values": ["true"]}],
+            _UNREADY_STATUS,
+        ),
+        _stage(
+            "modelreg-pod-crashloop",
+            [*pending, {"key": crash, "operator": "In", "values": ["true"]}],
+            _CRASHLOOP_STATUS,
+        ),
+    ]
+
+
+def _stage(name: str, expressions: list[dict[str, Any]], status_template: str) -> Manifest:
+    return {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": name},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "selector": {"matchExpressions": expressions},
+            "next": {"statusTemplate": status_template},
+        },
+    }
+
+
+# Init containers (the storage initializer) complete; the model container then misbehaves.
+_INIT_DONE = """
+initContainerStatuses:
+{{ range .spec.initContainers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: true
+  restartCount: 0
+  state:
+    terminated:
+      exitCode: 0
+      reason: Completed
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+{{ end }}
+{{ with NodeIPWith .spec.nodeName }}
+hostIP: {{ . | Quote }}
+{{ end }}
+{{ with PodIPWith .spec.nodeName ( or .spec.hostNetwork false ) ( or .metadata.uid "" )
+     ( or .metadata.name "" ) ( or .metadata.namespace "" ) }}
+podIP: {{ . | Quote }}
+{{ end }}
+phase: Running
+startTime: {{ $now | Quote }}
+"""
+
+_NOT_READY_CONDITIONS = """{{ $now := Now }}
+conditions:
+- {type: Initialized, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- {type: PodScheduled, status: "True", lastTransitionTime: {{ $now | Quote }}}
+- type: Ready
+  status: "False"
+  reason: ContainersNotReady
+  lastTransitionTime: {{ $now | Quote }}
+- type: ContainersReady
+  status: "False"
+  reason: ContainersNotReady
+  lastTransitionTime: {{ $now | Quote }}
+"""
+
+_UNREADY_STATUS = (
+    _NOT_READY_CONDITIONS
+    + """containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  started: true
+  restartCount: 0
+  state:
+    running: {startedAt: {{ $now | Quote }}}
+{{ end }}
+"""
+    + _INIT_DONE
+)
+
+_CRASHLOOP_STATUS = (
+    _NOT_READY_CONDITIONS
+    + """containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  started: false
+  restartCount: 5
+  lastState:
+    terminated:
+      exitCode: 1
+      reason: Error
+      startedAt: {{ $now | Quote }}
+      finishedAt: {{ $now | Quote }}
+  state:
+    waiting: {reason: CrashLoopBackOff, message: "back-off restarting failed container"}
+{{ end }}
+"""
+    + _INIT_DONE
+)
+
+
+# --- OCI registry ------------------------------------------------------------------------
+
+
+def registry_config(port: int, storage: str, htpasswd: str | None = None) -> Manifest:
+    """A CNCF distribution registry config: filesystem storage, optional htpasswd auth."""
+    config: Manifest = {
+        "version": "0.1",
+        "log": {"level": "info", "formatter": "text", "accesslog": {"disabled": True}},
+        "storage": {
+            "filesystem": {"rootdirectory": storage},
+            "delete": {"enabled": True},
+            "cache": {"blobdescriptor": "inmemory"},
+        },
+        "http": {"addr": f"127.0.0.1:{port}", "headers": {"X-Content-Type-Options": ["nosniff"]}},
+    }
+    if htpasswd is not None:
+        config["auth"] = {"htpasswd": {"realm": "modelreg-dev", "path": htpasswd}}
+    return config

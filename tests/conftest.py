@@ -1,0 +1,176 @@
+"""Session fixtures: the cluster (local by default, kind with --cluster=kind), per-test
+namespaces, per-user API clients, S3 buckets, registries and a kopf operator runner.
+
+Tests marked ``cluster`` need them; everything else is a fast unit test.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from modelreg import devenv
+from modelreg.devenv import manifests
+from modelreg.devenv.s3 import client as s3_client
+from tests.support.cluster import Registries, TestCluster, environ
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("modelreg")
+    group.addoption(
+        "--cluster",
+        choices=["local", "kind"],
+        default=os.environ.get("MODELREG_TEST_CLUSTER", "local"),
+        help="local: the environment of `modelreg dev up` (default); kind: pytest-kind (Docker)",
+    )
+    group.addoption(
+        "--keep-env",
+        action="store_true",
+        help="leave the local test environment running after the session (faster reruns)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Tests that need KWOK's fake kubelet cannot run on kind, whose kubelets are real.
+    if config.getoption("--cluster") == "kind":
+        skip = pytest.mark.skip(reason="needs KWOK's fake kubelet (local cluster only)")
+        for item in items:
+            if "kwok" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def dev_env(request: pytest.FixtureRequest) -> Iterator[devenv.Environment]:
+    """The local environment in .dev-test/ (or $MODELREG_TEST_DEV_DIR), started if needed.
+
+    If it already runs (``--keep-env`` last time) it is reused; otherwise it starts from
+    an empty directory and is stopped after the session.
+    """
+    root = Path(os.environ.get("MODELREG_TEST_DEV_DIR", REPO / ".dev-test"))
+    kind = request.config.getoption("--cluster") == "kind"
+    was_running = root.exists() and all(s.healthy for s in devenv.status(root))
+    if not was_running:
+        devenv.down(root, log=lambda _: None)
+        shutil.rmtree(root, ignore_errors=True)
+    env = devenv.up(root, log=print, control_plane=not kind)
+    yield env
+    if not was_running and not request.config.getoption("--keep-env"):
+        devenv.down(root, log=lambda _: None)
+
+
+@pytest.fixture(scope="session")
+def cluster(request: pytest.FixtureRequest, dev_env: devenv.Environment) -> Iterator[TestCluster]:
+    """The cluster under test, with API clients and kubectl per person."""
+    tools = dev_env.tools
+    if request.config.getoption("--cluster") == "kind":
+        kind = request.getfixturevalue("kind_cluster")
+        c = TestCluster(
+            "kind",
+            Path(kind.kubeconfig_path),
+            str(kind.kubectl_path),
+            tools["crane"],
+            tools["helm"],
+            dev_env.env_vars(),
+        )
+        c.env["KUBECONFIG"] = str(kind.kubeconfig_path)
+    else:
+        c = TestCluster(
+            "local",
+            dev_env.layout.kubeconfig,
+            tools["kubectl"],
+            tools["crane"],
+            tools["helm"],
+            dev_env.env_vars(),
+        )
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def namespace(cluster: TestCluster) -> Iterator[str]:
+    """A fresh namespace where every person may work with modelreg objects (as ml-demo)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    cluster.kubectl(
+        "apply",
+        "--server-side",
+        "--field-manager=modelreg-tests",
+        "-f",
+        "-",
+        stdin=yaml.safe_dump_all(manifests.demo_namespace_objects(name)),
+    )
+    yield name
+    core = kubernetes.client.CoreV1Api(cluster.api())
+    core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture(scope="session")
+def s3(dev_env: devenv.Environment) -> Any:
+    """A boto3 S3 client for the environment's S3 server (MinIO)."""
+    v = dev_env.env_vars()
+    return s3_client(
+        v["MODELREG_S3_ENDPOINT"],
+        v["AWS_ACCESS_KEY_ID"],
+        v["AWS_SECRET_ACCESS_KEY"],
+        v["AWS_DEFAULT_REGION"],
+    )
+
+
+@pytest.fixture
+def s3_bucket(s3: Any) -> Iterator[str]:
+    """A fresh, versioned, empty bucket; emptied and deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    yield name
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=name):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            s3.delete_object(Bucket=name, Key=v["Key"], VersionId=v["VersionId"])
+    s3.delete_bucket(Bucket=name)
+
+
+@pytest.fixture(scope="session")
+def registries(dev_env: devenv.Environment, tmp_path_factory: pytest.TempPathFactory) -> Registries:
+    """Push test images to the anonymous and the htpasswd-protected registry."""
+    v = dev_env.env_vars()
+    return Registries(
+        dev_env.tools["crane"],
+        v["MODELREG_REGISTRY"],
+        v["MODELREG_PRIVATE_REGISTRY"],
+        v["MODELREG_PRIVATE_REGISTRY_USERNAME"],
+        v["MODELREG_PRIVATE_REGISTRY_PASSWORD"],
+        tmp_path_factory.mktemp("registries"),
+    )
+
+
+@pytest.fixture(scope="session")
+def kopf_operator(cluster: TestCluster) -> Callable[..., AbstractContextManager[Any]]:
+    """Run a kopf operator (handler modules by path) against the cluster, in-process.
+
+    ``with kopf_operator("handlers.py", namespace="t-...") as runner: ...``; on exit the
+    runner must have stopped cleanly, and its output is available as ``runner.output``.
+    """
+    from kopf.testing import KopfRunner
+
+    @contextmanager
+    def run(*paths: str, namespace: str | None = None) -> Iterator[Any]:
+        scope = ["--namespace", namespace] if namespace else ["--all-namespaces"]
+        with (
+            environ({"KUBECONFIG": str(cluster.kubeconfig)}),
+            KopfRunner(["run", "--standalone", *scope, *paths], timeout=60) as runner,
+        ):
+            yield runner
+        assert runner.exit_code == 0, runner.output
+        assert runner.exception is None, runner.output
+
+    return run

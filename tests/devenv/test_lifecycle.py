@@ -1,0 +1,103 @@
+"""``modelreg dev up`` twice, after a crash, and ``down`` with no stray process left.
+
+Runs a second, private environment (its own directory and ports) beside the session's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from modelreg.devenv import process
+
+pytestmark = pytest.mark.cluster
+
+
+def processes_using(root: Path) -> list[str]:
+    """Command lines of live processes that mention ``root`` (the env's files)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+        if str(root) in cmdline and state != "Z":
+            found.append(cmdline)
+    return found
+
+
+def modelreg(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "modelreg", *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+def status(root: Path) -> dict[str, dict[str, object]]:
+    r = modelreg("dev", "status", "--dir", str(root), "-o", "json")
+    return {s["name"]: s for s in json.loads(r.stdout)}
+
+
+def test_up_twice_crash_recovery_and_clean_down(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    try:
+        first = modelreg("dev", "up", "--dir", str(root))
+        assert first.returncode == 0, first.stderr
+        assert modelreg("dev", "status", "--dir", str(root)).returncode == 0
+        before = status(root)
+        assert all(s["healthy"] for s in before.values()), before
+
+        # files the issue promises
+        env_sh = (root / "env.sh").read_text()
+        for var in (
+            "KUBECONFIG",
+            "MODELREG_S3_ENDPOINT",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_DEFAULT_REGION",
+            "MODELREG_REGISTRY",
+            "MODELREG_PRIVATE_REGISTRY",
+            "MODELREG_PRIVATE_REGISTRY_USERNAME",
+            "MODELREG_PRIVATE_REGISTRY_PASSWORD",
+        ):
+            assert f"export {var}=" in env_sh
+        assert (root / "kubeconfig").stat().st_mode & 0o077 == 0
+
+        # a second `up` changes nothing
+        again = modelreg("dev", "up", "--dir", str(root))
+        assert again.returncode == 0, again.stderr
+        assert again.stderr.count("already running") == len(before)
+        assert {n: s["pid"] for n, s in status(root).items()} == {
+            n: s["pid"] for n, s in before.items()
+        }
+
+        # a crash: kill -9 the API server and a registry; `up` brings them back
+        for name in ("kube-apiserver", "registry"):
+            os.kill(int(before[name]["pid"]), signal.SIGKILL)  # type: ignore[call-overload]
+        crashed = modelreg("dev", "status", "--dir", str(root))
+        assert crashed.returncode == 1
+        assert "stopped" in crashed.stdout
+        recovered = modelreg("dev", "up", "--dir", str(root))
+        assert recovered.returncode == 0, recovered.stderr
+        after = status(root)
+        assert all(s["healthy"] for s in after.values()), after
+        assert after["kube-apiserver"]["pid"] != before["kube-apiserver"]["pid"]
+        assert after["etcd"]["pid"] == before["etcd"]["pid"]
+    finally:
+        down = modelreg("dev", "down", "--dir", str(root))
+    assert down.returncode == 0, down.stderr
+    assert processes_using(root) == []
+    assert not any(process.read_pidfile(p) for p in (root / "run").glob("*.pid"))
+    assert modelreg("dev", "status", "--dir", str(root)).returncode == 1

@@ -1,0 +1,215 @@
+"""The local cluster is real: workloads roll out, failures fail, users differ, validation holds."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes
+import pytest
+import yaml
+
+from tests.support.cluster import TestCluster
+
+pytestmark = pytest.mark.cluster
+
+
+def wait_for(what: str, check: Callable[[], Any], timeout: float = 90) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := check():
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def deployment(name: str, image: str, progress_deadline: int = 600) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": 2,
+            "progressDeadlineSeconds": progress_deadline,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "initContainers": [{"name": "storage-initializer", "image": "busybox:1"}],
+                    "containers": [{"name": "model", "image": image}],
+                },
+            },
+        },
+    }
+
+
+def condition(obj: Any, type_: str) -> Any:
+    return next((c for c in (obj.status.conditions or []) if c.type == type_), None)
+
+
+@pytest.mark.kwok
+def test_deployment_becomes_available(cluster: TestCluster, namespace: str) -> None:
+    apps = kubernetes.client.AppsV1Api(cluster.api())
+    apps.create_namespaced_deployment(namespace, deployment("ok", "127.0.0.1:1/serving/model:1"))
+
+    def available() -> bool:
+        d = apps.read_namespaced_deployment("ok", namespace)
+        c = condition(d, "Available")
+        return bool(c and c.status == "True" and d.status.ready_replicas == 2)
+
+    wait_for("Deployment Available with 2 ready replicas", available, 60)
+    pods = kubernetes.client.CoreV1Api(cluster.api()).list_namespaced_pod(namespace).items
+    assert len(pods) == 2
+    assert all(
+        p.status.phase == "Running" and p.spec.node_name.startswith("kwok-node-") for p in pods
+    )
+    init = pods[0].status.init_container_statuses[0]
+    assert init.state.terminated.reason == "Completed"
+
+
+@pytest.mark.kwok
+@pytest.mark.parametrize("repository", ["model-unready", "model-crashloop"])
+def test_failure_image_drives_rollout_to_progress_deadline_exceeded(
+    cluster: TestCluster, namespace: str, repository: str
+) -> None:
+    apps = kubernetes.client.AppsV1Api(cluster.api())
+    image = f"127.0.0.1:1/serving/{repository}@sha256:{'0' * 64}"
+    apps.create_namespaced_deployment(namespace, deployment("bad", image, progress_deadline=3))
+
+    def deadline_exceeded() -> Any:
+        c = condition(apps.read_namespaced_deployment("bad", namespace), "Progressing")
+        return c if c and c.reason == "ProgressDeadlineExceeded" else None
+
+    c = wait_for("ProgressDeadlineExceeded", deadline_exceeded, 90)
+    assert c.status == "False"
+    pod = kubernetes.client.CoreV1Api(cluster.api()).list_namespaced_pod(namespace).items[0]
+    model = pod.status.container_statuses[0]
+    assert model.ready is False
+    if repository == "model-crashloop":
+        assert model.state.waiting.reason == "CrashLoopBackOff"
+        assert model.restart_count > 0
+    else:
+        assert model.state.running is not None
+
+
+def test_auth_can_i_differs_per_user(cluster: TestCluster, namespace: str) -> None:
+    def can(user: str, *args: str) -> bool:
+        r = cluster.kubectl("auth", "can-i", *args, user=user, check=False)
+        assert r.stdout.strip() in ("yes", "no"), r.stderr
+        return r.stdout.strip() == "yes"
+
+    for user in ("alice", "bob", "dana", "eve"):
+        assert can(user, "create", "modelversions.modelreg.dev", "-n", namespace)
+        assert can(user, "patch", "modelversions.modelreg.dev", "-n", namespace)
+        assert can(user, "create", "modeldeployments.modelreg.dev", "-n", namespace)
+        # RBAC gives nothing outside their namespaces, and no writes of core workloads
+        assert not can(user, "create", "modelversions.modelreg.dev", "-n", "default")
+        assert not can(user, "create", "deployments.apps", "-n", namespace)
+        assert not can(user, "patch", "modelversions.modelreg.dev/status", "-n", namespace)
+    assert can("admin", "*", "*", "--all-namespaces")
+    assert not can("eve", "list", "secrets", "-n", namespace)
+
+
+@pytest.mark.kwok  # kind has no static users: identities there are impersonated
+def test_users_authenticate_with_their_groups(cluster: TestCluster) -> None:
+    groups = {}
+    for user in cluster.people:
+        out = cluster.kubectl("auth", "whoami", "-o", "json", user=user).stdout
+        info = json.loads(out)["status"]["userInfo"]
+        assert info["username"] == user
+        groups[user] = set(info.get("groups", [])) - {"system:authenticated"}
+    assert groups == {
+        "admin": {"system:masters"},
+        "alice": {"ml-approvers"},
+        "bob": {"ml-approvers"},
+        "dana": {"data-scientists"},
+        "eve": set(),
+    }
+    bad = cluster.kubectl("get", "pods", "--token=not-a-token", "--user=", check=False)
+    assert bad.returncode != 0
+    assert "Unauthorized" in bad.stderr
+
+
+def test_server_side_dry_run_rejects_invalid_objects(cluster: TestCluster, namespace: str) -> None:
+    bad = deployment("bad", "x:1")
+    bad["spec"]["replicas"] = -1
+    r = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(bad),
+        check=False,
+    )
+    assert r.returncode != 0
+    assert "spec.replicas" in r.stderr
+    assert "greater than or equal to 0" in r.stderr
+    # nothing was created
+    assert cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").stdout == ""
+
+
+def test_crd_schema_and_cel_rules_are_enforced(cluster: TestCluster, namespace: str) -> None:
+    group = f"t{uuid.uuid4().hex[:8]}.modelreg.dev"
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"widgets.{group}"},
+        "spec": {
+            "group": group,
+            "scope": "Namespaced",
+            "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "x-kubernetes-validations": [
+                                        {"rule": "self == oldSelf", "message": "spec is immutable"}
+                                    ],
+                                    "properties": {"size": {"type": "integer", "minimum": 1}},
+                                }
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(crd))
+    try:
+        cluster.kubectl("wait", "--for=condition=Established", f"crd/widgets.{group}")
+
+        def widget(size: int) -> str:
+            return yaml.safe_dump(
+                {
+                    "apiVersion": f"{group}/v1",
+                    "kind": "Widget",
+                    "metadata": {"name": "w"},
+                    "spec": {"size": size},
+                }
+            )
+
+        r = cluster.kubectl(
+            "apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=widget(0), check=False
+        )
+        assert r.returncode != 0
+        assert "spec.size" in r.stderr
+        assert "should be greater than or equal to 1" in r.stderr
+        cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=widget(1))
+        r = cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=widget(2), check=False)
+        assert r.returncode != 0
+        assert "spec is immutable" in r.stderr
+    finally:
+        cluster.kubectl("delete", f"crd/widgets.{group}", "--wait=false")
