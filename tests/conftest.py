@@ -21,7 +21,7 @@ import yaml
 from modelreg import devenv
 from modelreg.devenv import manifests
 from modelreg.devenv.s3 import client as s3_client
-from tests.support.cluster import Registries, TestCluster, environ
+from tests.support.cluster import Cluster, Registries, environ
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,12 +70,12 @@ def dev_env(request: pytest.FixtureRequest) -> Iterator[devenv.Environment]:
 
 
 @pytest.fixture(scope="session")
-def cluster(request: pytest.FixtureRequest, dev_env: devenv.Environment) -> Iterator[TestCluster]:
+def cluster(request: pytest.FixtureRequest, dev_env: devenv.Environment) -> Iterator[Cluster]:
     """The cluster under test, with API clients and kubectl per person."""
     tools = dev_env.tools
     if request.config.getoption("--cluster") == "kind":
         kind = request.getfixturevalue("kind_cluster")
-        c = TestCluster(
+        c = Cluster(
             "kind",
             Path(kind.kubeconfig_path),
             str(kind.kubectl_path),
@@ -85,7 +85,7 @@ def cluster(request: pytest.FixtureRequest, dev_env: devenv.Environment) -> Iter
         )
         c.env["KUBECONFIG"] = str(kind.kubeconfig_path)
     else:
-        c = TestCluster(
+        c = Cluster(
             "local",
             dev_env.layout.kubeconfig,
             tools["kubectl"],
@@ -98,7 +98,7 @@ def cluster(request: pytest.FixtureRequest, dev_env: devenv.Environment) -> Iter
 
 
 @pytest.fixture
-def namespace(cluster: TestCluster) -> Iterator[str]:
+def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace where every person may work with modelreg objects (as ml-demo)."""
     name = f"t-{uuid.uuid4().hex[:10]}"
     cluster.kubectl(
@@ -154,7 +154,7 @@ def registries(dev_env: devenv.Environment, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="session")
-def kopf_operator(cluster: TestCluster) -> Callable[..., AbstractContextManager[Any]]:
+def kopf_operator(cluster: Cluster) -> Callable[..., AbstractContextManager[Any]]:
     """Run a kopf operator (handler modules by path) against the cluster, in-process.
 
     ``with kopf_operator("handlers.py", namespace="t-...") as runner: ...``; on exit the

@@ -19,7 +19,7 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from modelreg.devenv import pki
-from tests.support.cluster import TestCluster
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -69,10 +69,11 @@ def webhook_server(tmp_path: Path) -> Iterator[tuple[str, bytes, list[dict[str, 
     url = f"https://127.0.0.1:{server.server_address[1]}/validate"
     yield url, ca.cert_pem, server.seen  # type: ignore[attr-defined]
     server.shutdown()
+    server.server_close()
 
 
 def test_validating_webhook_on_loopback_denies_with_its_message(
-    cluster: TestCluster, namespace: str, webhook_server: tuple[str, bytes, list[dict[str, Any]]]
+    cluster: Cluster, namespace: str, webhook_server: tuple[str, bytes, list[dict[str, Any]]]
 ) -> None:
     url, ca_pem, seen = webhook_server
     name = f"modelreg-test-{uuid.uuid4().hex[:8]}"
@@ -130,7 +131,7 @@ def test_validating_webhook_on_loopback_denies_with_its_message(
 
 
 def test_kopf_operator_fixture_reconciles_in_the_cluster(
-    cluster: TestCluster, namespace: str, kopf_operator: Callable[..., AbstractContextManager[Any]]
+    cluster: Cluster, namespace: str, kopf_operator: Callable[..., AbstractContextManager[Any]]
 ) -> None:
     core = kubernetes.client.CoreV1Api(cluster.api())
     with kopf_operator(str(HERE.parent / "support" / "echo_operator.py"), namespace=namespace):

@@ -12,7 +12,7 @@ import kubernetes
 import pytest
 import yaml
 
-from tests.support.cluster import TestCluster
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -52,7 +52,7 @@ def condition(obj: Any, type_: str) -> Any:
 
 
 @pytest.mark.kwok
-def test_deployment_becomes_available(cluster: TestCluster, namespace: str) -> None:
+def test_deployment_becomes_available(cluster: Cluster, namespace: str) -> None:
     apps = kubernetes.client.AppsV1Api(cluster.api())
     apps.create_namespaced_deployment(namespace, deployment("ok", "127.0.0.1:1/serving/model:1"))
 
@@ -74,7 +74,7 @@ def test_deployment_becomes_available(cluster: TestCluster, namespace: str) -> N
 @pytest.mark.kwok
 @pytest.mark.parametrize("repository", ["model-unready", "model-crashloop"])
 def test_failure_image_drives_rollout_to_progress_deadline_exceeded(
-    cluster: TestCluster, namespace: str, repository: str
+    cluster: Cluster, namespace: str, repository: str
 ) -> None:
     apps = kubernetes.client.AppsV1Api(cluster.api())
     image = f"127.0.0.1:1/serving/{repository}@sha256:{'0' * 64}"
@@ -96,26 +96,48 @@ def test_failure_image_drives_rollout_to_progress_deadline_exceeded(
         assert model.state.running is not None
 
 
-def test_auth_can_i_differs_per_user(cluster: TestCluster, namespace: str) -> None:
+def test_auth_can_i_differs_per_user(cluster: Cluster, namespace: str) -> None:
     def can(user: str, *args: str) -> bool:
         r = cluster.kubectl("auth", "can-i", *args, user=user, check=False)
         assert r.stdout.strip() in ("yes", "no"), r.stderr
         return r.stdout.strip() == "yes"
 
+    def may(user: str, verb: str, resource: str, ns: str, subresource: str = "") -> bool:
+        """A SelfSubjectAccessReview as ``user`` (needs no CRD for the resource to exist)."""
+        review = kubernetes.client.AuthorizationV1Api(cluster.api(user))
+        result = review.create_self_subject_access_review(
+            {
+                "spec": {
+                    "resourceAttributes": {
+                        "group": "modelreg.dev",
+                        "resource": resource,
+                        "verb": verb,
+                        "namespace": ns,
+                        "subresource": subresource,
+                    }
+                }
+            }
+        )
+        return bool(result.status.allowed)
+
     for user in ("alice", "bob", "dana", "eve"):
-        assert can(user, "create", "modelversions.modelreg.dev", "-n", namespace)
-        assert can(user, "patch", "modelversions.modelreg.dev", "-n", namespace)
-        assert can(user, "create", "modeldeployments.modelreg.dev", "-n", namespace)
-        # RBAC gives nothing outside their namespaces, and no writes of core workloads
-        assert not can(user, "create", "modelversions.modelreg.dev", "-n", "default")
+        # modelreg objects: RBAC lets everyone in the namespace write them, approvers or not
+        for verb in ("create", "update", "patch"):
+            assert may(user, verb, "modelversions", namespace)
+            assert may(user, verb, "modeldeployments", namespace)
+        assert not may(user, "create", "modelversions", "default")
+        assert not may(user, "patch", "modelversions", namespace, subresource="status")
+        # everything else: read-only in their namespace, nothing elsewhere
+        assert can(user, "get", "pods", "-n", namespace)
         assert not can(user, "create", "deployments.apps", "-n", namespace)
-        assert not can(user, "patch", "modelversions.modelreg.dev/status", "-n", namespace)
+        assert not can(user, "get", "secrets", "-n", namespace)
+        assert not can(user, "get", "pods", "-n", "kube-system")
     assert can("admin", "*", "*", "--all-namespaces")
-    assert not can("eve", "list", "secrets", "-n", namespace)
+    assert may("admin", "patch", "modelversions", namespace, subresource="status")
 
 
 @pytest.mark.kwok  # kind has no static users: identities there are impersonated
-def test_users_authenticate_with_their_groups(cluster: TestCluster) -> None:
+def test_users_authenticate_with_their_groups(cluster: Cluster) -> None:
     groups = {}
     for user in cluster.people:
         out = cluster.kubectl("auth", "whoami", "-o", "json", user=user).stdout
@@ -134,7 +156,7 @@ def test_users_authenticate_with_their_groups(cluster: TestCluster) -> None:
     assert "Unauthorized" in bad.stderr
 
 
-def test_server_side_dry_run_rejects_invalid_objects(cluster: TestCluster, namespace: str) -> None:
+def test_server_side_dry_run_rejects_invalid_objects(cluster: Cluster, namespace: str) -> None:
     bad = deployment("bad", "x:1")
     bad["spec"]["replicas"] = -1
     r = cluster.kubectl(
@@ -154,7 +176,7 @@ def test_server_side_dry_run_rejects_invalid_objects(cluster: TestCluster, names
     assert cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").stdout == ""
 
 
-def test_crd_schema_and_cel_rules_are_enforced(cluster: TestCluster, namespace: str) -> None:
+def test_crd_schema_and_cel_rules_are_enforced(cluster: Cluster, namespace: str) -> None:
     group = f"t{uuid.uuid4().hex[:8]}.modelreg.dev"
     crd = {
         "apiVersion": "apiextensions.k8s.io/v1",

@@ -18,7 +18,7 @@ from modelreg.devenv.identities import PEOPLE
 
 
 @dataclass
-class TestCluster:
+class Cluster:
     """A running cluster plus the S3 server and registries of the local environment.
 
     ``local``: the environment of ``modelreg dev up`` (real authentication: each person

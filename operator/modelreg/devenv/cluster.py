@@ -15,6 +15,7 @@ import os
 import secrets
 import shlex
 import socket
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterable
@@ -169,7 +170,7 @@ class Environment:
         return httpx.get(
             self.server + path,
             headers={"Authorization": f"Bearer {self.secrets.tokens['admin']}"},
-            verify=str(self.layout.pki / "ca.crt"),
+            verify=ssl.create_default_context(cafile=self.layout.pki / "ca.crt"),
             timeout=5,
         )
 

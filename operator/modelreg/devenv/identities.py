@@ -53,11 +53,16 @@ def new_tokens(identities: tuple[Identity, ...] = ALL) -> dict[str, str]:
 
 
 def token_file(tokens: Mapping[str, str], identities: tuple[Identity, ...] = ALL) -> str:
-    """The kube-apiserver ``--token-auth-file``: ``token,user,uid,"group1,group2"``."""
+    """The kube-apiserver ``--token-auth-file``: ``token,user,uid[,"group1,group2"]``.
+
+    A user without groups has no fourth column: an empty one would make a group "".
+    """
     lines = []
     for i in identities:
-        groups = ",".join(i.groups)
-        lines.append(f'{tokens[i.name]},{i.name},{i.name},"{groups}"')
+        line = f"{tokens[i.name]},{i.name},{i.name}"
+        if i.groups:
+            line += ',"' + ",".join(i.groups) + '"'
+        lines.append(line)
     return "\n".join(lines) + "\n"
 
 
@@ -66,6 +71,6 @@ def parse_token_file(text: str) -> dict[str, str]:
     tokens = {}
     for line in text.splitlines():
         if line.strip():
-            token, user, _ = line.split(",", 2)
+            token, user = line.split(",", 2)[:2]
             tokens[user] = token
     return tokens

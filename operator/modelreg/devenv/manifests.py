@@ -147,8 +147,12 @@ def image_behaviour_query(suffix: str) -> str:
 
     Matches ``host:5000/team/model-unready:tag`` and ``host/x/model-unready@sha256:...``.
     """
+    # the suffix goes into a jq string literal as it is: keep it to characters that need no
+    # escaping in either jq or the regular expression
+    if not re.fullmatch(r"[a-z0-9-]+", suffix):
+        raise ValueError(f"image suffix {suffix!r} must match [a-z0-9-]+")
     # repository = text after the last "/", before ":" or "@"
-    pattern = f"(^|/)[^/:@]*{re.escape(suffix)}([:@]|$)"
+    pattern = f"(^|/)[^/:@]*{suffix}([:@]|$)"
     return f'[.spec.containers[].image | test("{pattern}")] | any'
 
 

@@ -7,6 +7,7 @@ process start time, so a pid reused by an unrelated process is never signalled.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import signal
@@ -19,6 +20,15 @@ from pathlib import Path
 #: Processes started by this Python process: kept so they are reaped (no zombies) and so
 #: ``Popen.__del__`` never warns about a child that is meant to outlive its handle.
 _children: dict[int, subprocess.Popen[bytes]] = {}
+
+
+@atexit.register
+def _release_children() -> None:
+    """Let the daemons outlive this process without ``Popen`` warning that they still run."""
+    for child in _children.values():
+        if child.poll() is None:
+            child.returncode = 0  # not waited for, on purpose: it runs on after we exit
+    _children.clear()
 
 
 @dataclass(frozen=True)
