@@ -12,9 +12,9 @@
 #   hack/build-tools.sh --force    rebuild everything
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=versions.env
+# shellcheck source=hack/versions.env
 source "$here/versions.env"
-# shellcheck source=lib.sh
+# shellcheck source=hack/lib.sh
 source "$here/lib.sh"
 
 mode=${1:-build}

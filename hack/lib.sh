@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared helpers for hack/*.sh. Source it; it does not run anything by itself.
 
 # Root of modelreg's cache, outside any clone so a fresh clone on a warm machine reuses it.

@@ -8,7 +8,7 @@
 # checked in, so builds are reproducible and verified by go.sum.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=../versions.env
+# shellcheck source=hack/versions.env
 source "$here/../versions.env"
 source "$here/../lib.sh"
 setup_go_env

@@ -235,3 +235,52 @@ def test_crd_schema_and_cel_rules_are_enforced(cluster: Cluster, namespace: str)
         assert "spec is immutable" in r.stderr
     finally:
         cluster.kubectl("delete", f"crd/widgets.{group}", "--wait=false")
+
+
+@pytest.mark.kwok
+def test_stage_added_at_runtime_takes_over_matching_pods(cluster: Cluster, namespace: str) -> None:
+    """Tests can add KWOK Stages while the cluster runs; weight > 0 wins over the defaults."""
+    stage = {
+        "apiVersion": "kwok.x-k8s.io/v1alpha1",
+        "kind": "Stage",
+        "metadata": {"name": f"test-evict-{namespace}"},
+        "spec": {
+            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+            "weight": 1,
+            "selector": {
+                "matchExpressions": [
+                    {
+                        "key": '.metadata.labels["modelreg-tests/stage"]',
+                        "operator": "In",
+                        "values": [namespace],
+                    },
+                    {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+                ]
+            },
+            "next": {
+                "statusTemplate": 'phase: Failed\nreason: Evicted\nmessage: "by a test stage"\n'
+            },
+        },
+    }
+    cluster.kubectl("apply", "-f", "-", stdin=yaml.safe_dump(stage))
+    core = kubernetes.client.CoreV1Api(cluster.api())
+    try:
+        core.create_namespaced_pod(
+            namespace,
+            {
+                "metadata": {"name": "victim", "labels": {"modelreg-tests/stage": namespace}},
+                "spec": {"containers": [{"name": "c", "image": "x:1"}]},
+            },
+        )
+        pod = wait_for(
+            "the test stage to fail the pod",
+            lambda: (
+                p
+                if (p := core.read_namespaced_pod("victim", namespace)).status.phase == "Failed"
+                else None
+            ),
+            60,
+        )
+        assert pod.status.reason == "Evicted"
+    finally:
+        cluster.kubectl("delete", "stage", stage["metadata"]["name"])

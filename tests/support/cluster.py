@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 import os
 import subprocess
+import tarfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -163,10 +166,6 @@ class Registries:
         content: bytes | None = None,
     ) -> PushedImage:
         """Push a one-layer image (unique content unless given) and return its digest."""
-        import io
-        import tarfile
-        import uuid
-
         host = self.private if private else self.public
         repository = f"{host}/{path}"
         layer = self.workdir / f"layer-{uuid.uuid4().hex}.tar"

@@ -246,30 +246,33 @@ conditions:
   lastTransitionTime: {{ $now | Quote }}
 """
 
-_UNREADY_STATUS = (
-    _NOT_READY_CONDITIONS
-    + """containerStatuses:
+
+def _not_ready_status(container_state: str) -> str:
+    """A KWOK status template: init containers done, every model container not ready."""
+    return (
+        _NOT_READY_CONDITIONS
+        + """containerStatuses:
 {{ range .spec.containers }}
 - image: {{ .image | Quote }}
   name: {{ .name | Quote }}
   ready: false
-  started: true
+"""
+        + container_state
+        + "{{ end }}\n"
+        + _INIT_DONE
+    )
+
+
+_UNREADY_STATUS = _not_ready_status(
+    """  started: true
   restartCount: 0
   state:
     running: {startedAt: {{ $now | Quote }}}
-{{ end }}
 """
-    + _INIT_DONE
 )
 
-_CRASHLOOP_STATUS = (
-    _NOT_READY_CONDITIONS
-    + """containerStatuses:
-{{ range .spec.containers }}
-- image: {{ .image | Quote }}
-  name: {{ .name | Quote }}
-  ready: false
-  started: false
+_CRASHLOOP_STATUS = _not_ready_status(
+    """  started: false
   restartCount: 5
   lastState:
     terminated:
@@ -279,9 +282,7 @@ _CRASHLOOP_STATUS = (
       finishedAt: {{ $now | Quote }}
   state:
     waiting: {reason: CrashLoopBackOff, message: "back-off restarting failed container"}
-{{ end }}
 """
-    + _INIT_DONE
 )
 
 
