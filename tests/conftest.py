@@ -97,6 +97,15 @@ def cluster(request: pytest.FixtureRequest, dev_env: devenv.Environment) -> Iter
     c.close()
 
 
+@pytest.fixture(scope="session")
+def modelreg_crds(cluster: Cluster) -> list[str]:
+    """modelreg's CRDs from crds/, applied and Established."""
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+    names = [f"crd/{p.name.removesuffix('.yaml')}" for p in sorted((REPO / "crds").glob("*.yaml"))]
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+    return names
+
+
 @pytest.fixture
 def namespace(cluster: Cluster) -> Iterator[str]:
     """A fresh namespace where every person may work with modelreg objects (as ml-demo)."""

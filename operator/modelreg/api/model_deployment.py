@@ -1,0 +1,190 @@
+"""ModelDeployment: serve an approved version; roll back when it fails."""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import StrEnum
+from typing import Annotated
+
+from pydantic import ConfigDict, Field, StringConstraints
+
+from modelreg.api.base import (
+    ApiModel,
+    Condition,
+    LocalObjectReference,
+    ObjectName,
+    ShortText,
+    VersionRef,
+    conditions_field,
+    says,
+)
+
+#: Kubernetes quantities (cpu: 500m, memory: 1Gi), as the API server accepts them.
+QUANTITY = r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
+Quantity = Annotated[
+    str,
+    StringConstraints(max_length=64, pattern=QUANTITY),
+    says("must be a Kubernetes quantity such as 500m, 2 or 1Gi"),
+]
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+
+class DeploymentStage(StrEnum):
+    STAGING = "Staging"
+    PRODUCTION = "Production"
+
+
+class AutomaticRollback(StrEnum):
+    ENABLED = "Enabled"
+    DISABLED = "Disabled"
+
+
+class VersionSelector(ApiModel):
+    """A pinned version: by ModelVersion name or by number (not both)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "has(self.name) != has(self.number)",
+                    "message": "version must set exactly one of name or number",
+                }
+            ]
+        }
+    )
+
+    name: ObjectName | None = None
+    """Name of the ModelVersion."""
+    number: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    """Version number within the model."""
+
+
+class Resources(ApiModel):
+    """Compute resources of the model container."""
+
+    requests: dict[str, Quantity] = Field(default_factory=dict, max_length=8)
+    """Minimum resources (cpu, memory, ...)."""
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=8)
+    """Maximum resources."""
+
+
+class EnvVar(ApiModel):
+    """An environment variable of the model container."""
+
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=256, pattern=ENV_NAME),
+        says("must be letters, digits, '_', '-' or '.', and must not start with a digit"),
+    ]
+    """Variable name."""
+    value: Annotated[str, StringConstraints(max_length=32768)] = ""
+    """Variable value."""
+
+
+class Storage(ApiModel):
+    """How the storage-initializer reaches the artifact."""
+
+    secret_ref: LocalObjectReference | None = None
+    """A Secret with AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (and optionally
+    AWS_DEFAULT_REGION, MODELREG_S3_ENDPOINT) for the artifact download."""
+
+
+class Rollout(ApiModel):
+    """How a new version rolls out."""
+
+    progress_deadline_seconds: Annotated[int, Field(ge=1, le=86400)] = 600
+    """Seconds a rollout may take before it counts as failed."""
+    automatic_rollback: AutomaticRollback = AutomaticRollback.ENABLED
+    """Roll back to the previous good version when a rollout fails."""
+
+
+class ModelDeploymentSpec(ApiModel):
+    """Which model and version to serve, and how."""
+
+    model_ref: LocalObjectReference
+    """The RegisteredModel (same namespace) to serve."""
+    version: VersionSelector | None = None
+    """A pinned version; absent: follow the latest Ready version."""
+    stage: DeploymentStage = DeploymentStage.PRODUCTION
+    """Staging or Production."""
+    replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Number of serving pods."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    """Container port the model server listens on."""
+    resources: Resources = Field(default_factory=Resources)
+    """Compute resources of the model container."""
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        max_length=64,
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+    """Extra environment variables of the model container."""
+    service_account_name: ObjectName | None = None
+    """ServiceAccount of the serving pods."""
+    storage: Storage = Field(default_factory=Storage)
+    """Credentials for the artifact download."""
+    rollout: Rollout = Field(default_factory=Rollout)
+    """Rollout deadline and automatic rollback."""
+
+
+class RolloutResult(StrEnum):
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    ROLLED_BACK = "RolledBack"
+    IN_PROGRESS = "InProgress"
+
+
+class ServedVersion(ApiModel):
+    """The version the Deployment serves."""
+
+    name: ObjectName
+    """Name of the ModelVersion."""
+    number: int
+    """Its number."""
+    image: Annotated[str, StringConstraints(max_length=600)]
+    """The image, pinned by digest."""
+    artifact_uri: Annotated[str, StringConstraints(max_length=2048)]
+    """The artifact downloaded by the storage-initializer."""
+
+
+class HistoryEntry(ApiModel):
+    """One rollout of a version here."""
+
+    name: ObjectName
+    """Name of the ModelVersion."""
+    number: int
+    """Its number."""
+    result: RolloutResult
+    """Succeeded, Failed, RolledBack or InProgress."""
+    reason: ShortText = ""
+    """Why (ProgressDeadlineExceeded, ApprovalRevoked, Manual, ...)."""
+    time: dt.datetime
+    """When the result was recorded."""
+
+
+class ModelDeploymentStatus(ApiModel):
+    """What is deployed now and how it got there."""
+
+    observed_generation: int | None = None
+    """The metadata.generation the status was computed for."""
+    target_version: VersionRef | None = None
+    """The version the spec asks for now."""
+    current_version: ServedVersion | None = None
+    """The version the Deployment serves now."""
+    deployment_name: ObjectName | None = None
+    """The apps/v1 Deployment the operator owns."""
+    service_name: ObjectName | None = None
+    """The Service the operator owns."""
+    history: list[HistoryEntry] = Field(
+        default_factory=list, max_length=20, json_schema_extra={"x-kubernetes-list-type": "atomic"}
+    )
+    """Rollouts here, newest first (at most 20)."""
+    conditions: list[Condition] = conditions_field()
+    """Ready, Progressing, RolledBack."""
+
+
+class ModelDeployment(ApiModel):
+    """Serves an approved version as a Deployment and a Service."""
+
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus | None = None

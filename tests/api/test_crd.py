@@ -1,0 +1,106 @@
+"""The CRDs are generated from the pydantic models, complete and bounded."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from modelreg.api import GROUP, crd
+
+CRDS = Path(__file__).resolve().parents[2] / "crds"
+
+
+@pytest.mark.parametrize("kind", crd.KINDS, ids=lambda k: k.kind)
+def test_checked_in_crd_matches_the_models(kind: crd.Kind) -> None:
+    path = CRDS / f"{kind.plural}.{GROUP}.yaml"
+    assert path.read_text() == crd.render(kind), (
+        f"{path} is out of date: run `python -m modelreg.api.crd crds`"
+    )
+
+
+def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, schema
+    for name, prop in schema.get("properties", {}).items():
+        yield from walk(prop, f"{path}.{name}")
+    if isinstance(schema.get("items"), dict):
+        yield from walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from walk(schema["additionalProperties"], f"{path}{{}}")
+
+
+def schemas() -> Iterator[tuple[str, str, dict[str, Any]]]:
+    for kind in crd.KINDS:
+        root = crd.crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        for part in ("spec", "status"):
+            for path, node in walk(root["properties"][part], part):
+                yield kind.kind, path, node
+
+
+def test_every_field_is_described() -> None:
+    missing = [
+        f"{k}.{p}"
+        for k, p, n in schemas()
+        if not p.endswith(("[]", "{}")) and not n.get("description")
+    ]
+    assert missing == []
+
+
+def test_every_spec_string_list_and_map_is_bounded() -> None:
+    unbounded = []
+    for kind, path, node in schemas():
+        if not path.startswith("spec"):
+            continue
+        t = node.get("type")
+        if t == "string" and not (
+            {"maxLength", "enum"} & node.keys() or node.get("format") == "date-time"
+        ):
+            unbounded.append(f"{kind}.{path}")
+        if t == "array" and "maxItems" not in node:
+            unbounded.append(f"{kind}.{path}")
+        if t == "object" and "additionalProperties" in node and "maxProperties" not in node:
+            unbounded.append(f"{kind}.{path}")
+    assert unbounded == []
+
+
+def test_every_list_has_a_list_type() -> None:
+    untyped = [
+        f"{k}.{p}"
+        for k, p, n in schemas()
+        if n.get("type") == "array" and "x-kubernetes-list-type" not in n
+    ]
+    assert untyped == []
+
+
+def test_contract_names_and_categories() -> None:
+    names = {k.kind: crd.crd(k)["spec"]["names"] for k in crd.KINDS}
+    assert names["RegisteredModel"]["shortNames"] == ["rmodel"]
+    assert names["ModelVersion"]["shortNames"] == ["mv", "mver"]
+    assert names["ModelDeployment"]["shortNames"] == ["mdep"]
+    assert all(n["categories"] == ["modelreg"] for n in names.values())
+    for k in crd.KINDS:
+        version = crd.crd(k)["spec"]["versions"][0]
+        assert version["name"] == "v1alpha1"
+        assert version["subresources"] == {"status": {}}
+
+
+def test_model_version_spec_is_immutable_by_cel() -> None:
+    kind = next(k for k in crd.KINDS if k.kind == "ModelVersion")
+    spec = crd.crd(kind)["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    assert spec["x-kubernetes-validations"][0]["rule"] == "self == oldSelf"
+
+
+def test_rendered_yaml_is_a_single_document() -> None:
+    for kind in crd.KINDS:
+        docs = list(yaml.safe_load_all(crd.render(kind)))
+        assert len(docs) == 1
+        assert docs[0]["metadata"]["name"] == f"{kind.plural}.modelreg.dev"
+
+
+def test_spec_patterns_are_cel_rules_with_messages() -> None:
+    """A rejected value is explained in words, not by printing a regular expression."""
+    bare = [f"{k}.{p}" for k, p, n in schemas() if p.startswith("spec") and "pattern" in n]
+    assert bare == []

@@ -1,0 +1,251 @@
+"""The real API server rejects invalid modelreg objects with messages that say what to fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.cluster import Cluster
+
+pytestmark = pytest.mark.cluster
+
+SHA = "3f5a" + "0" * 58 + "e9"
+
+
+def version(**spec: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "modelRef": {"name": "fraud-detector"},
+        "artifact": {"uri": "s3://models/fraud/7/model.tar.gz", "sha256": SHA},
+        "image": {"reference": "registry.internal/serving/sklearn:1.5"},
+    }
+    base.update(spec)
+    return {
+        "apiVersion": "modelreg.dev/v1alpha1",
+        "kind": "ModelVersion",
+        "metadata": {"name": "fraud-detector-v7"},
+        "spec": base,
+    }
+
+
+def dry_run(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> str:
+    r = cluster.kubectl(
+        "apply",
+        "--dry-run=server",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(obj),
+        check=False,
+    )
+    return r.stderr if r.returncode != 0 else ""
+
+
+@pytest.mark.usefixtures("modelreg_crds")
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        (
+            {"artifact": {"uri": "ftp://x/y"}},
+            "spec.artifact.uri",
+            "must be s3://<bucket>/<key> or https://<host>/<path>",
+        ),
+        (
+            {"artifact": {"uri": "s3://models/x", "sha256": "ABC"}},
+            "spec.artifact.sha256",
+            "must be 64 lowercase hexadecimal digits",
+        ),
+        (
+            {"image": {"reference": "registry.internal/serving/sklearn@sha256:1234"}},
+            "spec.image.reference",
+            "must be an image reference such as",
+        ),
+        (
+            {"modelRef": {"name": "Fraud_Detector"}},
+            "spec.modelRef.name",
+            "must be a Kubernetes object name",
+        ),
+        (
+            {"lineage": {"code": {"repository": "https://git/x", "commit": "not-hex"}}},
+            "spec.lineage.code.commit",
+            "must be a lowercase hexadecimal commit hash",
+        ),
+        (
+            {"lineage": {"datasets": [{"name": "tx", "uri": "no scheme"}]}},
+            "spec.lineage.datasets[0].uri",
+            "must be a URI with a scheme",
+        ),
+        ({"metrics": {"auc": "high"}}, "spec.metrics.auc", "must be of type number"),
+        ({"tags": {"x" * 200: "v"}}, "spec.tags", "keys must be 1-128 characters"),
+        (
+            {"validation": {"skip": ["Everything"]}},
+            "spec.validation.skip[0]",
+            'supported values: "Artifact", "Image"',
+        ),
+        ({"description": "d" * 5000}, "spec.description", "may not be more than 4096"),
+        ({"image": None}, "spec.image", "Required value"),
+    ],
+)
+def test_invalid_model_version_is_rejected_with_what_to_fix(
+    cluster: Cluster, namespace: str, change: dict[str, Any], field: str, message: str
+) -> None:
+    obj = version()
+    for key, value in change.items():
+        if value is None:
+            del obj["spec"][key]
+        elif isinstance(value, dict) and isinstance(obj["spec"].get(key), dict):
+            obj["spec"][key] = {**obj["spec"][key], **value}
+        else:
+            obj["spec"][key] = value
+    error = dry_run(cluster, namespace, obj)
+    assert field in error, error
+    assert message in error, error
+
+
+@pytest.mark.usefixtures("modelreg_crds")
+def test_valid_model_version_is_accepted_and_defaulted(cluster: Cluster, namespace: str) -> None:
+    assert dry_run(cluster, namespace, version()) == ""
+    cluster.kubectl(
+        "apply",
+        "-n",
+        namespace,
+        "-f",
+        "-",
+        stdin=yaml.safe_dump(
+            version(
+                lineage={
+                    "datasets": [{"name": "tx", "uri": "s3://data/tx/2026-10/", "version": "10"}],
+                    "code": {"repository": "https://git.internal/fraud.git", "commit": "9b1c2d3"},
+                    "parameters": {"learning_rate": "0.05"},
+                },
+                metrics={"auc": 0.934, "latency_p95_ms": 31},
+            )
+        ),
+    )
+    got = yaml.safe_load(
+        cluster.kubectl("get", "mv", "fraud-detector-v7", "-n", namespace, "-o", "yaml").stdout
+    )
+    assert got["spec"]["metrics"] == {"auc": 0.934, "latency_p95_ms": 31}
+    assert got["spec"]["validation"] == {}
+
+
+@pytest.mark.usefixtures("modelreg_crds")
+def test_model_version_spec_is_immutable(cluster: Cluster, namespace: str) -> None:
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(version()))
+    r = cluster.kubectl(
+        "patch",
+        "mv",
+        "fraud-detector-v7",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"metrics":{"auc":0.99}}}',
+        check=False,
+    )
+    assert r.returncode != 0
+    assert "spec is immutable: register a new ModelVersion instead of changing this one" in r.stderr
+    # metadata stays editable: that is how approvals and archiving are requested
+    cluster.kubectl("annotate", "mv", "fraud-detector-v7", "-n", namespace, "note=ok")
+
+
+@pytest.mark.usefixtures("modelreg_crds")
+@pytest.mark.parametrize(
+    ("kind", "spec", "name", "message"),
+    [
+        (
+            "RegisteredModel",
+            {"approvalPolicy": {"requiredApprovals": 11}},
+            "m",
+            "should be less than or equal to 10",
+        ),
+        (
+            "RegisteredModel",
+            {"approvalPolicy": {"selfApproval": "Sometimes"}},
+            "m",
+            'supported values: "Forbidden", "Allowed"',
+        ),
+        (
+            "RegisteredModel",
+            {"approvalPolicy": {"metricGates": [{"metric": "auc"}]}},
+            "m",
+            "a metric gate must set min, max or both",
+        ),
+        (
+            "RegisteredModel",
+            {"approvalPolicy": {"metricGates": [{"metric": "auc", "min": 2, "max": 1}]}},
+            "m",
+            "min must not be greater than max",
+        ),
+        (
+            "RegisteredModel",
+            {"notifications": [{"url": "hooks.internal", "events": ["VersionApproved"]}]},
+            "m",
+            "must be an http:// or https:// URL",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "version": {"name": "v", "number": 2}},
+            "d",
+            "version must set exactly one of name or number",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "stage": "Canary"},
+            "d",
+            'supported values: "Staging", "Production"',
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "resources": {"limits": {"cpu": "lots"}}},
+            "d",
+            "must be a Kubernetes quantity",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}},
+            "fraud.detector",
+            "metadata.name must be a DNS-1035 label",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "replicas": -1},
+            "d",
+            "should be greater than or equal to 0",
+        ),
+    ],
+)
+def test_invalid_model_and_deployment_are_rejected(
+    cluster: Cluster, namespace: str, kind: str, spec: dict[str, Any], name: str, message: str
+) -> None:
+    obj = {
+        "apiVersion": "modelreg.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }
+    error = dry_run(cluster, namespace, obj)
+    assert message in error, error
+
+
+@pytest.mark.usefixtures("modelreg_crds")
+def test_registered_model_defaults_from_the_contract(cluster: Cluster, namespace: str) -> None:
+    obj = {
+        "apiVersion": "modelreg.dev/v1alpha1",
+        "kind": "RegisteredModel",
+        "metadata": {"name": "fraud-detector"},
+    }
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=yaml.safe_dump(obj))
+    got = yaml.safe_load(
+        cluster.kubectl("get", "rmodel", "fraud-detector", "-n", namespace, "-o", "yaml").stdout
+    )
+    policy = got["spec"]["approvalPolicy"]
+    assert policy["requiredApprovals"] == 1
+    assert policy["selfApproval"] == "Forbidden"
+    explain = cluster.kubectl("explain", "modelversion.spec.artifact").stdout
+    assert "sha256" in explain
+    assert "Expected SHA-256" in explain
+    listing = cluster.kubectl("get", "modelreg", "-n", namespace).stdout
+    assert "registeredmodel.modelreg.dev/fraud-detector" in listing
