@@ -1,0 +1,207 @@
+"""Artifact verification: S3 (boto3, any S3-compatible endpoint) and HTTPS."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+import boto3
+import httpx
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from modelreg.verify.verdict import Verdict
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion"}
+_DENIED = {
+    "403",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "AllAccessDisabled",
+}
+_CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """How the operator reaches artifact stores (from its environment)."""
+
+    s3_endpoint: str | None = None
+    region: str | None = None
+    #: objects up to this size are hashed when the store offers no usable checksum
+    max_hash_bytes: int = 256 * 1024 * 1024
+    timeout_seconds: float = 10.0
+
+    @classmethod
+    def from_env(cls) -> StoreConfig:
+        return cls(
+            s3_endpoint=os.environ.get("MODELREG_S3_ENDPOINT") or None,
+            region=os.environ.get("AWS_DEFAULT_REGION") or None,
+            max_hash_bytes=int(os.environ.get("MODELREG_MAX_HASH_BYTES", 256 * 1024 * 1024)),
+        )
+
+    def s3_client(self) -> S3Client:
+        return boto3.client(
+            "s3",
+            endpoint_url=self.s3_endpoint,
+            region_name=self.region,
+            config=Config(
+                s3={"addressing_style": "path"} if self.s3_endpoint else {},
+                retries={"max_attempts": 2, "mode": "standard"},
+                connect_timeout=self.timeout_seconds,
+                read_timeout=self.timeout_seconds,
+            ),
+        )
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc or not parsed.path.strip("/"):
+        raise ValueError(f"{uri!r} is not s3://<bucket>/<key>")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+def _checksum_hex(b64: str | None) -> str | None:
+    """The hex of a full-object S3 ChecksumSHA256 (None for composite multipart checksums)."""
+    if not b64 or "-" in b64:
+        return None
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 32 else None
+
+
+def verify_s3(
+    s3: S3Client,
+    uri: str,
+    expected_sha256: str | None,
+    config: StoreConfig,
+) -> Verdict:
+    """Check that the S3 object exists and, where possible, that its sha256 matches."""
+    bucket, key = parse_s3_uri(uri)
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+    except ClientError as e:
+        return _client_error(e, uri)
+    except BotoCoreError as e:
+        return Verdict.unknown("StoreUnreachable", f"cannot reach the S3 store for {uri}: {e}")
+    details: dict[str, Any] = {
+        "sizeBytes": head.get("ContentLength"),
+        "etag": str(head.get("ETag", "")).strip('"') or None,
+        "versionId": head.get("VersionId") if head.get("VersionId") not in (None, "null") else None,
+    }
+    if expected_sha256 is None:
+        return Verdict.ok("Verified", f"{uri} exists ({details['sizeBytes']} bytes)", **details)
+    actual, source = _checksum_hex(head.get("ChecksumSHA256")), "the store's SHA-256 checksum"
+    if actual is None and (meta := head.get("Metadata", {}).get("sha256")):
+        actual, source = meta.lower(), "the sha256 metadata written at upload"
+    if actual is None:
+        size = details["sizeBytes"] or 0
+        if size > config.max_hash_bytes:
+            return Verdict.ok(
+                "VerifiedWithoutChecksum",
+                f"{uri} exists ({size} bytes) but the store has no SHA-256 for it and it is "
+                f"larger than {config.max_hash_bytes} bytes to hash; the storage-initializer "
+                "checks the sha256 when a pod starts",
+                **details,
+            )
+        try:
+            body = s3.get_object(
+                Bucket=bucket,
+                Key=key,
+                **({"VersionId": details["versionId"]} if details["versionId"] else {}),
+            )["Body"]
+            digest = hashlib.sha256()
+            for chunk in iter(lambda: body.read(_CHUNK), b""):
+                digest.update(chunk)
+        except ClientError as e:
+            return _client_error(e, uri)
+        except BotoCoreError as e:
+            return Verdict.unknown("StoreUnreachable", f"cannot read {uri}: {e}")
+        actual, source = digest.hexdigest(), "hashing the object"
+    if actual != expected_sha256:
+        return Verdict.failed(
+            "ChecksumMismatch",
+            f"{uri} has sha256 {actual} (from {source}), but spec.artifact.sha256 is "
+            f"{expected_sha256}: register a new version with the right artifact or checksum",
+        )
+    return Verdict.ok(
+        "Verified", f"{uri} exists and its sha256 matches ({source})", sha256=actual, **details
+    )
+
+
+def _client_error(e: ClientError, uri: str) -> Verdict:
+    error = e.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if code in _NOT_FOUND or status == 404:
+        return Verdict.failed("ArtifactNotFound", f"{uri} does not exist in the store")
+    if code in _DENIED or status == 403:
+        return Verdict.failed(
+            "AccessDenied",
+            f"the store refused access to {uri} ({code}): check the "
+            "operator's S3 credentials and the bucket policy",
+        )
+    return Verdict.unknown("StoreUnavailable", f"the store answered {code or status} for {uri}")
+
+
+def verify_https(
+    client: httpx.Client, uri: str, expected_sha256: str | None, config: StoreConfig
+) -> Verdict:
+    """Check an https:// artifact with HEAD (and GET to hash it, when a sha256 is given)."""
+    try:
+        head = client.head(uri, follow_redirects=True)
+        if head.status_code in (404, 410):
+            return Verdict.failed("ArtifactNotFound", f"{uri} answered {head.status_code}")
+        if head.status_code in (401, 403):
+            return Verdict.failed("AccessDenied", f"{uri} answered {head.status_code}")
+        if head.status_code >= 400:
+            return Verdict.unknown("StoreUnavailable", f"{uri} answered {head.status_code}")
+        size = int(head.headers.get("Content-Length", "0") or 0)
+        details: dict[str, Any] = {
+            "sizeBytes": size or None,
+            "etag": head.headers.get("ETag", "").strip('"') or None,
+        }
+        if expected_sha256 is None:
+            return Verdict.ok("Verified", f"{uri} exists", **details)
+        if size > config.max_hash_bytes:
+            return Verdict.ok(
+                "VerifiedWithoutChecksum",
+                f"{uri} is larger than {config.max_hash_bytes} bytes to hash; the "
+                "storage-initializer checks the sha256 when a pod starts",
+                **details,
+            )
+        digest = hashlib.sha256()
+        with client.stream("GET", uri, follow_redirects=True) as r:
+            if r.status_code >= 400:
+                return Verdict.unknown("StoreUnavailable", f"GET {uri} answered {r.status_code}")
+            for chunk in r.iter_bytes(_CHUNK):
+                digest.update(chunk)
+    except httpx.HTTPError as e:
+        return Verdict.unknown("StoreUnreachable", f"cannot reach {uri}: {e}")
+    if digest.hexdigest() != expected_sha256:
+        return Verdict.failed(
+            "ChecksumMismatch",
+            f"{uri} has sha256 {digest.hexdigest()}, but spec.artifact.sha256 is {expected_sha256}",
+        )
+    return Verdict.ok(
+        "Verified", f"{uri} exists and its sha256 matches", sha256=expected_sha256, **details
+    )
+
+
+def verify_artifact(uri: str, expected_sha256: str | None, config: StoreConfig) -> Verdict:
+    """Verify ``uri`` with a fresh client for its scheme."""
+    if uri.startswith("s3://"):
+        return verify_s3(config.s3_client(), uri, expected_sha256, config)
+    with httpx.Client(timeout=config.timeout_seconds) as client:
+        return verify_https(client, uri, expected_sha256, config)

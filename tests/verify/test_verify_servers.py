@@ -1,0 +1,105 @@
+"""Artifact and image verification against the real S3 server and registries."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+from typing import Any
+
+import httpx
+import pytest
+
+from modelreg.api.base import ConditionStatus
+from modelreg.verify.artifacts import StoreConfig, verify_https, verify_s3
+from modelreg.verify.images import resolve_image
+from tests.support.cluster import Registries
+
+pytestmark = pytest.mark.cluster
+TRUE, FALSE, UNKNOWN = ConditionStatus.TRUE, ConditionStatus.FALSE, ConditionStatus.UNKNOWN
+
+
+@pytest.fixture
+def config(cluster: Any) -> StoreConfig:
+    return StoreConfig(
+        s3_endpoint=cluster.env["MODELREG_S3_ENDPOINT"],
+        region="us-east-1",
+        max_hash_bytes=1024 * 1024,
+    )
+
+
+def test_s3_existence_and_checksum_sources(s3: Any, s3_bucket: str, config: StoreConfig) -> None:
+    data = os.urandom(4096)
+    sha = hashlib.sha256(data).hexdigest()
+    s3.put_object(Bucket=s3_bucket, Key="with-checksum", Body=data, ChecksumAlgorithm="SHA256")
+    s3.put_object(Bucket=s3_bucket, Key="with-metadata", Body=data, Metadata={"sha256": sha})
+    s3.put_object(Bucket=s3_bucket, Key="plain", Body=data)
+
+    for key, source in (
+        ("with-checksum", "the store's SHA-256 checksum"),
+        ("with-metadata", "the sha256 metadata written at upload"),
+        ("plain", "hashing the object"),
+    ):
+        v = verify_s3(s3, f"s3://{s3_bucket}/{key}", sha, config)
+        assert v.status == TRUE, v
+        assert source in v.message
+        assert v.details["sha256"] == sha
+        assert v.details["sizeBytes"] == 4096
+        assert v.details["versionId"]
+        assert v.details["etag"]
+
+    wrong = verify_s3(s3, f"s3://{s3_bucket}/with-checksum", "0" * 64, config)
+    assert (wrong.status, wrong.reason) == (FALSE, "ChecksumMismatch")
+    assert sha in wrong.message
+    missing = verify_s3(s3, f"s3://{s3_bucket}/nope", None, config)
+    assert (missing.status, missing.reason) == (FALSE, "ArtifactNotFound")
+    no_bucket = verify_s3(s3, "s3://no-such-bucket-here/x", None, config)
+    assert (no_bucket.status, no_bucket.reason) == (FALSE, "ArtifactNotFound")
+
+
+def test_s3_large_object_without_checksum_is_verified_without_hashing(
+    s3: Any, s3_bucket: str
+) -> None:
+    s3.put_object(Bucket=s3_bucket, Key="big", Body=b"x" * 2048)
+    small_limit = StoreConfig(max_hash_bytes=1024)
+    v = verify_s3(s3, f"s3://{s3_bucket}/big", "0" * 64, small_limit)
+    assert (v.status, v.reason) == (TRUE, "VerifiedWithoutChecksum")
+    assert "sha256" not in v.details
+
+
+def test_unreachable_store_is_unknown_never_false() -> None:
+    dead = StoreConfig(s3_endpoint="http://127.0.0.1:9", region="us-east-1", timeout_seconds=1)
+    v = verify_s3(dead.s3_client(), "s3://models/x", "0" * 64, dead)
+    assert (v.status, v.reason) == (UNKNOWN, "StoreUnreachable")
+    with httpx.Client(timeout=1) as client:
+        h = verify_https(client, "https://127.0.0.1:9/model.bin", None, dead)
+    assert h.status == UNKNOWN
+
+
+def test_image_resolution_anonymous_and_private(registries: Registries) -> None:
+    public = registries.push("serving/resolve", "1.0")
+    v = resolve_image(public.reference)
+    assert (v.status, v.details["digest"]) == (TRUE, public.digest)
+    assert v.details["resolved"] == public.pinned
+    assert resolve_image(public.pinned).status == TRUE
+
+    oci = registries.push("serving/resolve-oci", "1.0", oci=True)
+    assert resolve_image(oci.reference).details["digest"] == oci.digest
+
+    missing = resolve_image(f"{registries.public}/serving/resolve:nope")
+    assert (missing.status, missing.reason) == (FALSE, "ImageNotFound")
+
+    private = registries.push("secret/resolve", "2.0", private=True)
+    anonymous = resolve_image(private.reference)
+    assert (anonymous.status, anonymous.reason) == (FALSE, "Unauthorized")
+    assert "pullSecrets" in anonymous.message
+    ok = resolve_image(private.reference, [registries.dockerconfigjson()])
+    assert (ok.status, ok.details["digest"]) == (TRUE, private.digest)
+    bad = {"auths": {registries.private: {"auth": base64.b64encode(b"modelreg:wrong").decode()}}}
+    refused = resolve_image(private.reference, [bad])
+    assert (refused.status, refused.reason) == (FALSE, "Unauthorized")
+
+
+def test_unreachable_registry_is_unknown() -> None:
+    v = resolve_image("127.0.0.1:9/serving/x:1", timeout=1)
+    assert (v.status, v.reason) == (UNKNOWN, "RegistryUnreachable")
