@@ -29,3 +29,20 @@ def test_pki_dir_is_private(tmp_path):
     layout = Layout(tmp_path)
     layout.ensure()
     assert layout.pki.stat().st_mode & 0o077 == 0
+
+
+def test_ports_added_later_are_allocated_and_saved_ones_kept(tmp_path):
+    import json
+
+    layout = Layout(tmp_path)
+    layout.ensure()
+    first = layout.allocate_ports()
+    raw = json.loads(layout.state_file.read_text())
+    del raw["ports"]["operator_health"]
+    layout.state_file.write_text(json.dumps(raw))
+    again = layout.load_ports()
+    assert again is not None
+    assert again.etcd == first.etcd
+    assert again.operator_health not in {getattr(first, n) for n in PORT_NAMES
+                                         if n != "operator_health"}
+    assert layout.load_ports() == again

@@ -18,7 +18,7 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from modelreg.devenv import pki
+from modelreg import pki
 from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster

@@ -6,6 +6,7 @@ import click
 
 from modelreg import __version__
 from modelreg.cli.dev import dev
+from modelreg.cli.run import run
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -15,5 +16,6 @@ def main() -> None:
 
 
 main.add_command(dev)
+main.add_command(run)
 
 __all__ = ["main"]

@@ -39,7 +39,12 @@ def dev() -> None:
 
 @dev.command()
 @dir_option
-def up(root: Path) -> None:
+@click.option(
+    "--no-operator",
+    is_flag=True,
+    help="Leave the operator out (for tests or a debugger that run their own).",
+)
+def up(root: Path, no_operator: bool) -> None:
     """Start the environment (builds the binaries on first use; safe to run again).
 
     \b
@@ -47,7 +52,7 @@ def up(root: Path) -> None:
       modelreg dev up && . .dev/env.sh && kubectl get nodes
     """
     try:
-        devenv.up(root, log=_log)
+        devenv.up(root, log=_log, operator=not no_operator)
     except (devenv.DevEnvError, ToolsError) as e:
         raise click.ClickException(str(e)) from e
 

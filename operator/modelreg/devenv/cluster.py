@@ -27,10 +27,11 @@ import bcrypt
 import httpx
 import yaml
 
-from modelreg.devenv import components, identities, manifests, pki, process
+from modelreg import pki
+from modelreg.devenv import components, identities, manifests, process
 from modelreg.devenv.components import Component
 from modelreg.devenv.layout import PORT_NAMES, Layout, Ports
-from modelreg.devenv.tools import Tools, ensure_tools
+from modelreg.devenv.tools import Tools, ensure_tools, source_dir
 
 Log = Callable[[str], None]
 
@@ -45,6 +46,7 @@ ORDER = (
     "minio",
     "registry",
     "private-registry",
+    "operator",
 )
 
 
@@ -137,6 +139,8 @@ class Environment:
                 return components.minio(t, lay, p, s.s3_access_key, s.s3_secret_key)
             case "registry" | "private-registry":
                 return components.registry(t, lay, name)
+            case "operator":
+                return components.operator(lay, p, self.env_vars())
         raise KeyError(name)
 
     # --- health --------------------------------------------------------------------------
@@ -158,6 +162,9 @@ class Environment:
                     return r.status_code == 200
                 case "registry":
                     return httpx.get(f"http://{self.registry}/v2/", timeout=2).status_code == 200
+                case "operator":
+                    url = f"http://127.0.0.1:{self.ports.operator_health}/healthz"
+                    return httpx.get(url, timeout=2).status_code == 200
                 case "private-registry":
                     # without credentials the registry must refuse
                     url = f"http://{self.private_registry}/v2/"
@@ -279,6 +286,13 @@ def _write_pki(layout: Layout) -> None:
         )
         _write_private(d / "apiserver.key", serving.key_pem)
         (d / "apiserver.crt").write_bytes(serving.cert_pem)
+    if not (d / "webhook.crt").exists():
+        ca = pki.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+        webhook = pki.issue(
+            ca, "modelreg-webhook", ip_addresses=("127.0.0.1",), dns_names=("localhost",)
+        )
+        _write_private(d / "webhook.key", webhook.key_pem)
+        (d / "webhook.crt").write_bytes(webhook.cert_pem)
     if not (d / "sa.key").exists():
         sa = pki.new_service_account_keys()
         _write_private(d / "sa.key", sa.key_pem)
@@ -363,12 +377,18 @@ def _ensure_started(env: Environment, name: str, log: Log, timeout: float = 60) 
 
 
 def up(
-    root: Path, *, log: Log = print, build: bool = True, control_plane: bool = True
+    root: Path,
+    *,
+    log: Log = print,
+    build: bool = True,
+    control_plane: bool = True,
+    operator: bool = True,
 ) -> Environment:
     """Start (or finish starting) the environment in ``root``; safe to run again.
 
     ``control_plane=False`` starts only the S3 server and the registries (for tests that
-    bring their own cluster, such as kind).
+    bring their own cluster, such as kind). ``operator=False`` leaves out the operator
+    (for tests that run their own); otherwise it starts last, with modelreg's CRDs.
     """
     env = configure(root, build=build)
     log(f"modelreg dev environment in {env.layout.root}")
@@ -378,6 +398,23 @@ def up(
     _ensure_bucket(env)
     _ensure_started(env, "registry", log)
     _ensure_started(env, "private-registry", log)
+    if control_plane:
+        _apply_crds(env)
+        if operator:
+            _ensure_started(env, "operator", log)
+            _wait(
+                "the operator's admission webhooks to be registered",
+                lambda: (
+                    "modelreg.dev"
+                    in env.kubectl(
+                        "get", "mutatingwebhookconfigurations", "-o", "name", check=False
+                    )
+                ),
+                60,
+                env.layout.log("operator"),
+            )
+        else:
+            process.stop(env.layout.pidfile("operator"))
     people = ", ".join(p.name for p in identities.PEOPLE)
     log(f"ready: . {env.layout.env_sh}  (kubectl contexts: {people})")
     return env
@@ -430,6 +467,24 @@ def _bootstrap_api(env: Environment) -> None:
     env.apply(stages)
     env.apply(manifests.fake_node(n) for n in FAKE_NODES)
     env.apply(manifests.demo_namespace_objects())
+
+
+def _apply_crds(env: Environment) -> None:
+    crds = source_dir() / "crds"
+    env.kubectl(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--field-manager=modelreg-dev",
+        "-f",
+        str(crds),
+    )
+    env.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *[f"crd/{p.name.removesuffix('.yaml')}" for p in sorted(crds.glob("*.yaml"))],
+    )
 
 
 def _wait_for_nodes(env: Environment) -> None:

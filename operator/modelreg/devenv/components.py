@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 from modelreg.devenv.layout import Layout, Ports
@@ -146,6 +147,30 @@ def minio(tools: Tools, layout: Layout, ports: Ports, user: str, password: str) 
             "MINIO_BROWSER": "off",
             "MINIO_REGION": S3_REGION,
             "HOME": str(layout.data / "minio-home"),
+        },
+    )
+
+
+def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
+    """The modelreg operator from this checkout, webhooks served on 127.0.0.1."""
+    pki = layout.pki
+    return Component(
+        "operator",
+        [
+            sys.executable,
+            "-m",
+            "modelreg",
+            "run",
+            f"--liveness=http://127.0.0.1:{ports.operator_health}/healthz",
+        ],
+        env={
+            **env,
+            "MODELREG_WEBHOOK_LISTEN": "127.0.0.1",
+            "MODELREG_WEBHOOK_HOST": "127.0.0.1",
+            "MODELREG_WEBHOOK_PORT": str(ports.webhook),
+            "MODELREG_WEBHOOK_CERT_FILE": str(pki / "webhook.crt"),
+            "MODELREG_WEBHOOK_KEY_FILE": str(pki / "webhook.key"),
+            "MODELREG_WEBHOOK_CA_FILE": str(pki / "ca.crt"),
         },
     )
 

@@ -19,6 +19,7 @@ PORT_NAMES = (
     "registry",
     "private_registry",
     "webhook",
+    "operator_health",
 )
 
 
@@ -35,6 +36,7 @@ class Ports:
     registry: int
     private_registry: int
     webhook: int
+    operator_health: int
 
 
 def free_ports(count: int) -> list[int]:
@@ -101,11 +103,20 @@ class Layout:
         self.pki.chmod(0o700)
 
     def load_ports(self) -> Ports | None:
+        """The saved ports; ports added to PORT_NAMES since they were saved are allocated."""
         try:
             raw = json.loads(self.state_file.read_text())["ports"]
-            return Ports(**{k: int(raw[k]) for k in PORT_NAMES})
-        except (FileNotFoundError, KeyError, TypeError, ValueError):
+            saved = {k: int(raw[k]) for k in PORT_NAMES if k in raw}
+        except (FileNotFoundError, KeyError, TypeError, ValueError, AttributeError):
             return None
+        missing = [k for k in PORT_NAMES if k not in saved]
+        if missing:
+            fresh = iter(
+                p for p in free_ports(len(missing) + len(saved)) if p not in saved.values()
+            )
+            saved.update({k: next(fresh) for k in missing})
+            self.save_ports(Ports(**saved))
+        return Ports(**saved)
 
     def save_ports(self, ports: Ports) -> None:
         tmp = self.state_file.with_suffix(".tmp")

@@ -5,7 +5,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from modelreg.devenv import pki
+from modelreg import pki
 
 
 def test_issued_certificate_chains_to_ca_and_carries_sans():

@@ -1,0 +1,46 @@
+"""Annotations of the contract, and the system-managed ones that hold the approval record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+
+from pydantic import TypeAdapter
+
+from modelreg.api.model_version import ApprovalDecision
+
+PREFIX = "modelreg.dev"
+
+#: set by an approver: Approved or Rejected (consumed by the admission webhook)
+APPROVAL = f"{PREFIX}/approval"
+#: set by an approver with APPROVAL: the comment kept with the decision
+APPROVAL_COMMENT = f"{PREFIX}/approval-comment"
+#: set by an owner: "true" retires the version
+ARCHIVED = f"{PREFIX}/archived"
+#: set on a ModelDeployment: serve this ModelVersion until removed
+ROLLBACK_TO = f"{PREFIX}/rollback-to"
+
+#: system-managed, written only by the admission webhook: the record of decisions (JSON)
+DECISIONS = f"{PREFIX}/decisions"
+#: system-managed: the user who created the version
+REGISTERED_BY = f"{PREFIX}/registered-by"
+#: system-managed: admission time of the create, in nanoseconds (orders version numbers)
+CREATED_AT = f"{PREFIX}/created-at"
+
+SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT)
+
+_DECISIONS = TypeAdapter(list[ApprovalDecision])
+
+
+def decisions(annotations: Mapping[str, str] | None) -> list[ApprovalDecision]:
+    """The recorded decisions (oldest first)."""
+    raw = (annotations or {}).get(DECISIONS)
+    return _DECISIONS.validate_json(raw) if raw else []
+
+
+def encode_decisions(items: list[ApprovalDecision]) -> str:
+    return json.dumps([d.to_api() for d in items], separators=(",", ":"))
+
+
+def is_archived(annotations: Mapping[str, str] | None) -> bool:
+    return (annotations or {}).get(ARCHIVED, "").lower() == "true"

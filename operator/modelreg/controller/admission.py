@@ -1,0 +1,99 @@
+"""The admission rules for ModelVersions (pure, given a policy lookup).
+
+Every request that sets ``modelreg.dev/approval`` is one decision by the requesting user:
+the webhook checks the user against the model's approval policy, appends the decision to
+the system-managed record (``modelreg.dev/decisions``) and removes the request
+annotations, so the next request is again a new decision. Users can never write the
+record, the registrant or the creation stamp themselves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from modelreg.api import annotations as ann
+from modelreg.api.model_version import ApprovalDecision, Decision
+from modelreg.api.registered_model import ApprovalPolicy
+from modelreg.approval import Requester, denial
+
+Obj = Mapping[str, Any]
+PolicyLookup = Callable[[str], ApprovalPolicy | None]
+
+
+class Denied(Exception):
+    """The request breaks a rule; the message names it and says what to do."""
+
+
+def _annotations(obj: Obj | None) -> Mapping[str, str]:
+    return (obj or {}).get("metadata", {}).get("annotations") or {}
+
+
+def admit_version(
+    operation: str,
+    new: Obj,
+    old: Obj | None,
+    requester: Requester,
+    policy_of: PolicyLookup,
+    now: dt.datetime,
+    created_ns: int,
+) -> dict[str, str | None]:
+    """The annotation changes to make to ``new`` (None removes); raises :class:`Denied`."""
+    new_ann, old_ann = _annotations(new), _annotations(old)
+    name = new.get("metadata", {}).get("name") or new.get("metadata", {}).get("generateName", "")
+    if operation == "CREATE":
+        for key in ann.SYSTEM:
+            if key in new_ann:
+                raise Denied(f"annotation {key} is written by modelreg only: remove it")
+        if ann.APPROVAL in new_ann:
+            raise Denied(
+                f"{ann.APPROVAL} must not be set at creation: register the version, "
+                "then an approver annotates it"
+            )
+        return {ann.REGISTERED_BY: requester.user, ann.CREATED_AT: str(created_ns)}
+
+    for key in ann.SYSTEM:
+        if new_ann.get(key) != old_ann.get(key):
+            raise Denied(
+                f"annotation {key} is written by modelreg only: it must not be added, "
+                "changed or removed"
+            )
+    changes: dict[str, str | None] = {}
+    if ann.is_archived(new_ann) and not ann.is_archived(old_ann):
+        serving = [d.get("name") for d in (old or {}).get("status", {}).get("deployments", [])]
+        if serving:
+            raise Denied(
+                f"ModelVersion {name} must not be archived while ModelDeployment(s) "
+                f"{', '.join(map(str, serving))} serve it: point them at another "
+                "version first"
+            )
+    if ann.APPROVAL not in new_ann:
+        return changes
+    value = new_ann[ann.APPROVAL]
+    if value not in (Decision.APPROVED, Decision.REJECTED):
+        raise Denied(f'{ann.APPROVAL} must be "Approved" or "Rejected", not {value!r}')
+    model = new.get("spec", {}).get("modelRef", {}).get("name", "")
+    policy = policy_of(model)
+    if policy is None:
+        raise Denied(
+            f"RegisteredModel {model!r} does not exist: decisions follow its approval "
+            "policy, so create it first"
+        )
+    why = denial(policy, requester, old_ann.get(ann.REGISTERED_BY))
+    if why:
+        raise Denied(why)
+    record = ann.decisions(old_ann)
+    record.append(
+        ApprovalDecision(
+            user=requester.user,
+            decision=Decision(value),
+            comment=new_ann.get(ann.APPROVAL_COMMENT, "")[:1024],
+            time=now,
+        )
+    )
+    changes[ann.DECISIONS] = ann.encode_decisions(record)
+    changes[ann.APPROVAL] = None
+    if ann.APPROVAL_COMMENT in new_ann:
+        changes[ann.APPROVAL_COMMENT] = None
+    return changes

@@ -1,0 +1,169 @@
+"""kopf handlers: thin wiring of events to the services in this package.
+
+Run with ``modelreg run`` (or ``kopf run -m modelreg.controller.handlers``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from typing import Any, cast
+
+import kopf
+
+from modelreg.api.base import GROUP, VERSION
+from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
+from modelreg.approval import Requester
+from modelreg.controller import admission
+from modelreg.controller.settings import WebhookSettings
+from modelreg.controller.versions import reconcile_version, summarize_model
+from modelreg.kube import Kube
+from modelreg.verify.artifacts import StoreConfig
+
+_kube: Kube | None = None
+_stores = StoreConfig.from_env()
+
+
+def kube() -> Kube:
+    global _kube
+    if _kube is None:
+        _kube = Kube()
+    return _kube
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # kopf logs in itself (in-cluster or kubeconfig) and configures the kubernetes client
+    # kopf's own bookkeeping under kopf.modelreg.dev/: kopf hides annotations with its
+    # prefix from diffs, and the contract's modelreg.dev/* annotations must stay visible
+    settings.persistence.finalizer = "kopf.modelreg.dev/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix="kopf.modelreg.dev"
+    )
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="kopf.modelreg.dev", key="last-handled-configuration"
+    )
+    # our own Events say what happened; kopf's per-handler ones would only add noise
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.batching.worker_limit = 32
+    settings.execution.max_workers = 16
+    webhooks = WebhookSettings.from_env()
+    if webhooks.enabled:
+        settings.admission.server = kopf.WebhookServer(
+            addr=webhooks.listen,
+            port=webhooks.port,
+            host=webhooks.host,
+            certfile=str(webhooks.cert_file),
+            pkeyfile=str(webhooks.key_file),
+            cafile=str(webhooks.ca_file) if webhooks.ca_file else None,
+        )
+        settings.admission.managed = "modelreg.dev"
+
+
+# --- admission -----------------------------------------------------------------------------
+
+
+def _policy_lookup(namespace: str) -> admission.PolicyLookup:
+    def lookup(model: str) -> ApprovalPolicy | None:
+        rm = kube().get("registeredmodels", namespace, model)
+        if rm is None:
+            return None
+        return RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
+
+    return lookup
+
+
+@kopf.on.mutate(
+    GROUP,
+    VERSION,
+    "modelversions",
+    operations=["CREATE", "UPDATE"],
+    id="approval-record",
+    side_effects=False,
+    ignore_failures=False,
+)
+def record_decisions(
+    body: kopf.Body,
+    userinfo: kopf.UserInfo,
+    namespace: str | None,
+    patch: kopf.Patch,
+    **kwargs: Any,
+) -> None:
+    requester = Requester(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
+    try:
+        changes = admission.admit_version(
+            kwargs["operation"],
+            body,
+            kwargs.get("old"),
+            requester,
+            _policy_lookup(namespace or ""),
+            dt.datetime.now(dt.UTC).replace(microsecond=0),
+            time.time_ns(),
+        )
+    except admission.Denied as e:
+        raise kopf.AdmissionError(str(e), code=403) from e
+    for key, value in changes.items():
+        patch.metadata.annotations[key] = value
+
+
+# --- ModelVersion ----------------------------------------------------------------------------
+
+
+def _post(body: kopf.Body, events: list[tuple[str, str, str]], logger: kopf.Logger) -> None:
+    for type_, reason, message in events:
+        kopf.event(body, type=type_, reason=reason, message=message)
+        logger.info(message, extra={"reason": reason})
+
+
+@kopf.on.resume(GROUP, VERSION, "modelversions")
+@kopf.on.create(GROUP, VERSION, "modelversions")
+@kopf.on.update(GROUP, VERSION, "modelversions", field="metadata.annotations")
+def version(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
+    outcome = reconcile_version(kube(), dict(body), _stores)
+    meta = body["metadata"]
+    if outcome.status is not None:
+        kube().patch_status("modelversions", meta["namespace"], meta["name"], outcome.status)
+    _post(body, outcome.events, logger)
+    model = (body.get("spec") or {}).get("modelRef", {}).get("name")
+    if model:
+        _summarize(meta["namespace"], model)
+    if outcome.retry:
+        raise kopf.TemporaryError(outcome.retry, delay=min(300, 5 * 2 ** min(retry, 6)))
+
+
+def _ready_reason(mv: dict[str, Any]) -> str | None:
+    for c in (mv.get("status") or {}).get("conditions", []):
+        if c.get("type") == "Ready":
+            return str(c.get("reason"))
+    return None
+
+
+def _summarize(namespace: str, model: str) -> None:
+    rm = kube().get("registeredmodels", namespace, model)
+    if rm is not None and (status := summarize_model(kube(), rm)) is not None:
+        kube().patch_status("registeredmodels", namespace, model, status)
+
+
+# --- RegisteredModel ---------------------------------------------------------------------
+
+
+@kopf.on.resume(GROUP, VERSION, "registeredmodels")
+@kopf.on.create(GROUP, VERSION, "registeredmodels")
+@kopf.on.update(GROUP, VERSION, "registeredmodels", field="spec")
+def registered_model(
+    name: str, namespace: str | None, reason: str, logger: kopf.Logger, **_: Any
+) -> None:
+    """A model appeared (versions waiting for it resume) or its policy changed (all versions
+    are re-evaluated)."""
+    namespace = namespace or ""
+    for mv in kube().versions_of(namespace, name):
+        if reason == "create" and _ready_reason(mv) != "ModelNotFound":
+            continue
+        outcome = reconcile_version(kube(), mv, _stores)
+        if outcome.status is not None:
+            kube().patch_status("modelversions", namespace, mv["metadata"]["name"], outcome.status)
+        _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
+    _summarize(namespace, name)

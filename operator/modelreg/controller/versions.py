@@ -1,0 +1,254 @@
+"""ModelVersion reconciliation: numbering, verification, approval state, Ready."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelreg import approval, conditions
+from modelreg.api import annotations as ann
+from modelreg.api.base import Condition, ConditionStatus, VersionRef
+from modelreg.api.model_version import (
+    Approval,
+    ApprovalState,
+    ArtifactStatus,
+    ImageStatus,
+    ModelVersionSpec,
+    ModelVersionStatus,
+    Stage,
+    ValidationStep,
+)
+from modelreg.api.registered_model import RegisteredModelSpec
+from modelreg.conditions import FALSE, TRUE, UNKNOWN
+from modelreg.controller.numbering import ensure_numbers
+from modelreg.kube import Kube
+from modelreg.verify.artifacts import StoreConfig, verify_artifact
+from modelreg.verify.images import resolve_image
+from modelreg.verify.verdict import Verdict
+
+ARTIFACT_VERIFIED = "ArtifactVerified"
+IMAGE_RESOLVED = "ImageResolved"
+APPROVED = "Approved"
+READY = "Ready"
+MODEL_FOUND = "ModelFound"
+
+
+@dataclass
+class Outcome:
+    """What a reconcile decided: the status to write, Events to post, and a retry."""
+
+    status: dict[str, Any] | None
+    events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
+    retry: str | None = None  # why to retry soon (a verification was Unknown)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _needs_check(conds: list[Condition], type_: str, generation: int | None) -> bool:
+    c = conditions.find(conds, type_)
+    return c is None or c.status == UNKNOWN or c.observed_generation != generation
+
+
+def _apply(conds: list[Condition], type_: str, v: Verdict, gen: int | None) -> list[Condition]:
+    return conditions.set_condition(conds, type_, v.status, v.reason, v.message, gen, _now())
+
+
+def reconcile_version(kube: Kube, body: dict[str, Any], stores: StoreConfig) -> Outcome:
+    meta = body["metadata"]
+    namespace, name, gen = meta["namespace"], meta["name"], meta.get("generation")
+    annotations = meta.get("annotations") or {}
+    old = ModelVersionStatus.model_validate(body.get("status") or {})
+    status = old.model_copy(deep=True)
+    status.observed_generation = gen
+    status.registered_by = annotations.get(ann.REGISTERED_BY, status.registered_by)
+    try:
+        spec = ModelVersionSpec.model_validate(body.get("spec") or {})
+    except ValidationError as e:
+        status.conditions = conditions.set_condition(
+            status.conditions, READY, FALSE, "InvalidSpec", f"spec is invalid: {e}", gen, _now()
+        )
+        return _finish(old, status)
+
+    rm = kube.get("registeredmodels", namespace, spec.model_ref.name)
+    if rm is None:
+        msg = (
+            f"RegisteredModel {spec.model_ref.name!r} does not exist in {namespace}: "
+            "waiting for it to be created"
+        )
+        status.conditions = conditions.set_condition(
+            status.conditions, READY, FALSE, "ModelNotFound", msg, gen, _now()
+        )
+        return _finish(old, status, ("Warning", "ModelNotFound", msg))
+    policy = RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
+
+    if status.number is None:
+        status.number = ensure_numbers(kube, namespace, spec.model_ref.name).get(name)
+
+    retry: list[str] = []
+    conds = status.conditions
+    skip = set(spec.validation.skip)
+    if ValidationStep.ARTIFACT in skip:
+        conds = conditions.set_condition(
+            conds,
+            ARTIFACT_VERIFIED,
+            TRUE,
+            "Skipped",
+            "spec.validation.skip lists Artifact",
+            gen,
+            _now(),
+        )
+    elif _needs_check(conds, ARTIFACT_VERIFIED, gen):
+        v = verify_artifact(spec.artifact.uri, spec.artifact.sha256, stores)
+        conds = _apply(conds, ARTIFACT_VERIFIED, v, gen)
+        if v.status == TRUE:
+            status.artifact = ArtifactStatus.model_validate(v.details)
+        if v.retry:
+            retry.append(v.message)
+    if ValidationStep.IMAGE in skip:
+        conds = conditions.set_condition(
+            conds, IMAGE_RESOLVED, TRUE, "Skipped", "spec.validation.skip lists Image", gen, _now()
+        )
+    elif _needs_check(conds, IMAGE_RESOLVED, gen):
+        secrets = [s.name for s in spec.image.pull_secrets]
+        configs, missing = kube.dockerconfigs(namespace, secrets)
+        v = resolve_image(spec.image.reference, configs)
+        if v.status == FALSE and missing:
+            v = Verdict.failed(
+                v.reason,
+                f"{v.message} (pull secrets not found or not "
+                f"dockerconfigjson: {', '.join(missing)})",
+            )
+        conds = _apply(conds, IMAGE_RESOLVED, v, gen)
+        if v.status == TRUE:
+            status.image = ImageStatus.model_validate(v.details)
+        if v.retry:
+            retry.append(v.message)
+
+    decisions = ann.decisions(annotations)
+    result = approval.evaluate(policy, decisions, spec.metrics)
+    status.approval = Approval(
+        state=result.state, required=policy.required_approvals, decisions=decisions
+    )
+    approved_status = {ApprovalState.APPROVED: TRUE, ApprovalState.REJECTED: FALSE}.get(
+        result.state, FALSE
+    )
+    conds = conditions.set_condition(
+        conds, APPROVED, approved_status, result.reason, result.message, gen, _now()
+    )
+
+    archived = ann.is_archived(annotations)
+    if archived:
+        status.stage = Stage.ARCHIVED
+    elif status.stage == Stage.ARCHIVED:
+        status.stage = Stage.NONE
+    status.conditions = conditions.set_condition(
+        conds, READY, *_ready(conds, archived), gen, _now()
+    )
+    return _finish(old, status, retry=retry)
+
+
+def _ready(conds: list[Condition], archived: bool) -> tuple[ConditionStatus, str, str]:
+    if archived:
+        return FALSE, "Archived", f"archived ({ann.ARCHIVED}=true): cannot be newly deployed"
+    for type_, reason in (
+        (ARTIFACT_VERIFIED, "ArtifactNotVerified"),
+        (IMAGE_RESOLVED, "ImageNotResolved"),
+    ):
+        c = conditions.find(conds, type_)
+        if c is None or c.status == UNKNOWN:
+            return UNKNOWN, "VerificationPending", c.message if c else f"{type_} pending"
+        if c.status == FALSE:
+            return FALSE, reason, c.message
+    c = conditions.find(conds, APPROVED)
+    if c is None or c.status != TRUE:
+        reason = "Rejected" if c is not None and c.reason == "Rejected" else "NotApproved"
+        return FALSE, reason, c.message if c else "not approved"
+    return TRUE, "Deployable", "verified and approved"
+
+
+def _finish(
+    old: ModelVersionStatus,
+    new: ModelVersionStatus,
+    *events: tuple[str, str, str],
+    retry: list[str] | None = None,
+) -> Outcome:
+    found = list(events)
+    for type_ in (ARTIFACT_VERIFIED, IMAGE_RESOLVED, APPROVED, READY):
+        before, after = (
+            conditions.find(old.conditions, type_),
+            conditions.find(new.conditions, type_),
+        )
+        if after is None or (
+            before and (before.status, before.reason) == (after.status, after.reason)
+        ):
+            continue
+        if type_ == READY and after.status != TRUE:
+            continue  # the condition that failed has its own Event
+        found.append(_event_for(type_, after))
+    if new.number is not None and old.number is None:
+        found.insert(
+            0,
+            (
+                "Normal",
+                "VersionRegistered",
+                f"registered as version {new.number}"
+                + (f" by {new.registered_by}" if new.registered_by else ""),
+            ),
+        )
+    changed = new.to_api() != old.to_api()
+    return Outcome(new.to_api() if changed else None, found, "; ".join(retry) if retry else None)
+
+
+def _event_for(type_: str, c: Condition) -> tuple[str, str, str]:
+    if c.status == TRUE:
+        reason = {
+            ARTIFACT_VERIFIED: "ArtifactVerified",
+            IMAGE_RESOLVED: "ImageResolved",
+            APPROVED: "VersionApproved",
+            READY: "VersionReady",
+        }[type_]
+        return "Normal", reason, c.message
+    if type_ == APPROVED and c.reason == "Rejected":
+        return "Warning", "VersionRejected", c.message
+    kind = "Warning" if c.status == FALSE and type_ != APPROVED else "Normal"
+    return kind, c.reason, c.message
+
+
+def summarize_model(kube: Kube, rm: dict[str, Any]) -> dict[str, Any] | None:
+    """The RegisteredModel status derived from its versions; None if unchanged."""
+    meta = rm["metadata"]
+    versions = [
+        v
+        for v in kube.versions_of(meta["namespace"], meta["name"])
+        if (v.get("status") or {}).get("number")
+    ]
+    numbered = sorted(versions, key=lambda v: v["status"]["number"])
+    approved = [
+        v
+        for v in numbered
+        if (v["status"].get("approval") or {}).get("state") == ApprovalState.APPROVED
+    ]
+    old = rm.get("status") or {}
+
+    def ref(v: dict[str, Any]) -> dict[str, Any]:
+        return VersionRef(name=v["metadata"]["name"], number=v["status"]["number"]).to_api()
+
+    conds = [Condition.model_validate(c) for c in old.get("conditions", [])]
+    gen = meta.get("generation")
+    conds = conditions.set_condition(
+        conds, READY, TRUE, "Reconciled", f"{len(versions)} version(s)", gen, _now()
+    )
+    new = {
+        **old,
+        "observedGeneration": gen,
+        "versionCount": len(list(kube.versions_of(meta["namespace"], meta["name"]))),
+        "latestVersion": ref(numbered[-1]) if numbered else None,
+        "latestApprovedVersion": ref(approved[-1]) if approved else None,
+        "conditions": [c.to_api() for c in conds],
+    }
+    return new if new != old else None

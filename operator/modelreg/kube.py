@@ -1,0 +1,109 @@
+"""Kubernetes API I/O for the operator (the only module that talks to the API server).
+
+Turns ``ApiException`` into ``None`` (not found), :class:`Conflict` (optimistic
+concurrency lost) or lets other errors through for kopf to retry.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+import kubernetes
+from kubernetes.client.exceptions import ApiException
+
+from modelreg.api.base import GROUP, VERSION
+
+Obj = dict[str, Any]
+
+
+class Conflict(Exception):
+    """The object changed since it was read (HTTP 409)."""
+
+
+class Kube:
+    """A small facade over the kubernetes client, for modelreg's objects and workloads."""
+
+    def __init__(self, api: kubernetes.client.ApiClient | None = None) -> None:
+        self.api = api or kubernetes.client.ApiClient()
+        self.custom = kubernetes.client.CustomObjectsApi(self.api)
+        self.core = kubernetes.client.CoreV1Api(self.api)
+        self.apps = kubernetes.client.AppsV1Api(self.api)
+
+    # --- modelreg objects ----------------------------------------------------------------
+
+    def get(self, plural: str, namespace: str, name: str) -> Obj | None:
+        try:
+            obj = cast(
+                Obj,
+                self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name),
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return obj
+
+    def list_objects(self, plural: str, namespace: str) -> list[Obj]:
+        result = cast(
+            Obj, self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
+        )
+        return cast(list[Obj], result["items"])
+
+    def versions_of(self, namespace: str, model: str) -> Iterator[Obj]:
+        for mv in self.list_objects("modelversions", namespace):
+            if mv.get("spec", {}).get("modelRef", {}).get("name") == model:
+                yield mv
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> Obj | None:
+        """Merge-patch ``status``; None if the object is gone."""
+        try:
+            obj = cast(
+                Obj,
+                self.custom.patch_namespaced_custom_object_status(
+                    GROUP, VERSION, namespace, plural, name, {"status": status}
+                ),
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return obj
+
+    def replace_status(self, plural: str, obj: Obj) -> Obj:
+        """Write ``obj``'s status only if its resourceVersion is still current."""
+        meta = obj["metadata"]
+        try:
+            out = cast(
+                Obj,
+                self.custom.replace_namespaced_custom_object_status(
+                    GROUP, VERSION, meta["namespace"], plural, meta["name"], obj
+                ),
+            )
+        except ApiException as e:
+            if e.status == 409:
+                raise Conflict(meta["name"]) from e
+            raise
+        return out
+
+    # --- secrets -----------------------------------------------------------------------
+
+    def dockerconfigs(self, namespace: str, names: list[str]) -> tuple[list[Obj], list[str]]:
+        """The ``.dockerconfigjson`` documents of the named Secrets, and the names missing."""
+        configs, missing = [], []
+        for name in names:
+            try:
+                secret = self.core.read_namespaced_secret(name, namespace)
+            except ApiException as e:
+                if e.status == 404:
+                    missing.append(name)
+                    continue
+                raise
+            raw = (secret.data or {}).get(".dockerconfigjson")
+            if raw:
+                configs.append(json.loads(base64.b64decode(raw)))
+            else:
+                missing.append(name)
+        return configs, missing
