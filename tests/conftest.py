@@ -183,3 +183,18 @@ def kopf_operator(cluster: Cluster) -> Callable[..., AbstractContextManager[Any]
         assert runner.exception is None, runner.output
 
     return run
+
+
+@pytest.fixture
+def registry(cluster: Cluster, namespace: str, modelreg_crds: list[str]) -> Any:
+    """modelreg objects in the test's namespace, as any user (operator running)."""
+    from tests.support.modelreg import Registry
+
+    return Registry(cluster, namespace)
+
+
+@pytest.fixture
+def artifacts(s3: Any, s3_bucket: str) -> Any:
+    from tests.support.modelreg import Artifacts
+
+    return Artifacts(s3, s3_bucket)

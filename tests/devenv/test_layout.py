@@ -43,6 +43,7 @@ def test_ports_added_later_are_allocated_and_saved_ones_kept(tmp_path):
     again = layout.load_ports()
     assert again is not None
     assert again.etcd == first.etcd
-    assert again.operator_health not in {getattr(first, n) for n in PORT_NAMES
-                                         if n != "operator_health"}
+    assert again.operator_health not in {
+        getattr(first, n) for n in PORT_NAMES if n != "operator_health"
+    }
     assert layout.load_ports() == again

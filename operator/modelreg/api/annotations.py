@@ -27,7 +27,10 @@ REGISTERED_BY = f"{PREFIX}/registered-by"
 #: system-managed: admission time of the create, in nanoseconds (orders version numbers)
 CREATED_AT = f"{PREFIX}/created-at"
 
-SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT)
+#: system-managed: the version number, reserved at admission in creation order
+NUMBER = f"{PREFIX}/number"
+
+SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT, NUMBER)
 
 _DECISIONS = TypeAdapter(list[ApprovalDecision])
 

@@ -71,6 +71,13 @@ def admit_version(
     if ann.APPROVAL not in new_ann:
         return changes
     value = new_ann[ann.APPROVAL]
+    if old_ann.get(ann.APPROVAL) == value:
+        # left over from a time without this webhook: this request did not set it, so it is
+        # no decision of this requester; drop it unrecorded
+        changes[ann.APPROVAL] = None
+        if ann.APPROVAL_COMMENT in new_ann:
+            changes[ann.APPROVAL_COMMENT] = None
+        return changes
     if value not in (Decision.APPROVED, Decision.REJECTED):
         raise Denied(f'{ann.APPROVAL} must be "Approved" or "Rejected", not {value!r}')
     model = new.get("spec", {}).get("modelRef", {}).get("name", "")

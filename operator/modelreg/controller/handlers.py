@@ -12,10 +12,12 @@ from typing import Any, cast
 
 import kopf
 
+from modelreg.api import annotations as ann
 from modelreg.api.base import GROUP, VERSION
 from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
 from modelreg.approval import Requester
 from modelreg.controller import admission
+from modelreg.controller.numbering import reserve
 from modelreg.controller.settings import WebhookSettings
 from modelreg.controller.versions import reconcile_version, summarize_model
 from modelreg.kube import Kube
@@ -84,6 +86,8 @@ def _policy_lookup(namespace: str) -> admission.PolicyLookup:
     id="approval-record",
     side_effects=False,
     ignore_failures=False,
+    # kept when the operator stops: without it, approvals would go unchecked (fail closed)
+    persistent=True,
 )
 def record_decisions(
     body: kopf.Body,
@@ -105,6 +109,12 @@ def record_decisions(
         )
     except admission.Denied as e:
         raise kopf.AdmissionError(str(e), code=403) from e
+    if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
+        model = (body.get("spec") or {}).get("modelRef", {}).get("name")
+        reserved = reserve(kube(), namespace or "", model) if model else None
+        if reserved is not None:
+            # the creation stamp is taken with the number, so both give the same order
+            changes[ann.NUMBER], changes[ann.CREATED_AT] = str(reserved[0]), str(reserved[1])
     for key, value in changes.items():
         patch.metadata.annotations[key] = value
 

@@ -1,14 +1,20 @@
 """Version numbers: assigned once per RegisteredModel, in creation order, never reused.
 
 The next number lives in the RegisteredModel's ``status.nextVersionNumber`` and is
-advanced with optimistic concurrency *before* versions get their numbers, so a crash in
-between can leave a gap but never reuse a number. Unnumbered versions are numbered in
-batches, ordered by the admission timestamp the webhook stamped on them.
+advanced with optimistic concurrency *before* a number is handed out, so a crash or a
+create that fails after admission can leave a gap but never reuse a number.
+
+Normally the admission webhook reserves the number while it admits the create
+(:func:`reserve`), which makes "creation order" the order of admission, exact even for
+concurrent creates. A version created while its RegisteredModel did not exist yet is
+numbered by the controller when the model appears (:func:`ensure_numbers`), in the order
+of the admission timestamps.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from typing import Any
 
@@ -28,6 +34,47 @@ def _creation_key(mv: dict[str, Any]) -> tuple[int, str, str]:
     )
 
 
+def _number_of(mv: dict[str, Any]) -> int | None:
+    number = (mv.get("status") or {}).get("number")
+    if number:
+        return int(number)
+    annotated = (mv["metadata"].get("annotations") or {}).get(ann.NUMBER, "")
+    return int(annotated) if annotated.isdigit() else None
+
+
+def _advance(kube: Kube, rm: dict[str, Any], count: int, floor: int) -> int:
+    """Reserve ``count`` numbers in ``rm``'s counter; returns the first. Raises Conflict."""
+    status = rm.setdefault("status", {})
+    start = max(int(status.get("nextVersionNumber") or 1), floor)
+    status["nextVersionNumber"] = start + count
+    kube.replace_status("registeredmodels", rm)
+    return start
+
+
+def reserve(kube: Kube, namespace: str, model: str) -> tuple[int, int] | None:
+    """Reserve the next number of ``model`` for a version being created, with the time (ns)
+    of the reservation; None if the model does not exist."""
+    with _locks[(namespace, model)]:
+        for _ in range(20):
+            rm = kube.get("registeredmodels", namespace, model)
+            if rm is None:
+                return None
+            floor = 1
+            if not (rm.get("status") or {}).get("nextVersionNumber"):
+                # a new (or re-created) model: never below the numbers its versions hold
+                floor = 1 + max(
+                    (n for v in kube.versions_of(namespace, model) if (n := _number_of(v))),
+                    default=0,
+                )
+            try:
+                return _advance(kube, rm, 1, floor), time.time_ns()
+            except Conflict:
+                continue
+    raise RuntimeError(
+        f"could not reserve a version number for {namespace}/{model}: RegisteredModel kept changing"
+    )
+
+
 def ensure_numbers(kube: Kube, namespace: str, model: str) -> dict[str, int]:
     """Number every unnumbered version of ``model``; returns name -> number for all."""
     with _locks[(namespace, model)]:
@@ -36,23 +83,14 @@ def ensure_numbers(kube: Kube, namespace: str, model: str) -> dict[str, int]:
             if rm is None:
                 return {}
             versions = list(kube.versions_of(namespace, model))
-            numbers = {
-                v["metadata"]["name"]: v["status"]["number"]
-                for v in versions
-                if (v.get("status") or {}).get("number")
-            }
+            numbers = {v["metadata"]["name"]: n for v in versions if (n := _number_of(v))}
             pending = sorted(
                 (v for v in versions if v["metadata"]["name"] not in numbers), key=_creation_key
             )
             if not pending:
                 return numbers
-            status = rm.setdefault("status", {})
-            start = max(
-                int(status.get("nextVersionNumber") or 1), max(numbers.values(), default=0) + 1
-            )
-            status["nextVersionNumber"] = start + len(pending)
             try:
-                kube.replace_status("registeredmodels", rm)
+                start = _advance(kube, rm, len(pending), max(numbers.values(), default=0) + 1)
             except Conflict:
                 continue
             for offset, mv in enumerate(pending):

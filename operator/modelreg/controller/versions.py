@@ -87,7 +87,12 @@ def reconcile_version(kube: Kube, body: dict[str, Any], stores: StoreConfig) -> 
     policy = RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
 
     if status.number is None:
-        status.number = ensure_numbers(kube, namespace, spec.model_ref.name).get(name)
+        reserved = annotations.get(ann.NUMBER, "")
+        status.number = (
+            int(reserved)
+            if reserved.isdigit()
+            else ensure_numbers(kube, namespace, spec.model_ref.name).get(name)
+        )
 
     retry: list[str] = []
     conds = status.conditions
@@ -222,12 +227,11 @@ def _event_for(type_: str, c: Condition) -> tuple[str, str, str]:
 def summarize_model(kube: Kube, rm: dict[str, Any]) -> dict[str, Any] | None:
     """The RegisteredModel status derived from its versions; None if unchanged."""
     meta = rm["metadata"]
-    versions = [
-        v
-        for v in kube.versions_of(meta["namespace"], meta["name"])
-        if (v.get("status") or {}).get("number")
-    ]
-    numbered = sorted(versions, key=lambda v: v["status"]["number"])
+    versions = list(kube.versions_of(meta["namespace"], meta["name"]))
+    numbered = sorted(
+        (v for v in versions if (v.get("status") or {}).get("number")),
+        key=lambda v: v["status"]["number"],
+    )
     approved = [
         v
         for v in numbered
@@ -243,12 +247,13 @@ def summarize_model(kube: Kube, rm: dict[str, Any]) -> dict[str, Any] | None:
     conds = conditions.set_condition(
         conds, READY, TRUE, "Reconciled", f"{len(versions)} version(s)", gen, _now()
     )
+    # only the fields this summary owns: nextVersionNumber belongs to the numbering, and a
+    # merge patch of a stale copy of it would hand out numbers twice
     new = {
-        **old,
         "observedGeneration": gen,
-        "versionCount": len(list(kube.versions_of(meta["namespace"], meta["name"]))),
+        "versionCount": len(versions),
         "latestVersion": ref(numbered[-1]) if numbered else None,
         "latestApprovedVersion": ref(approved[-1]) if approved else None,
         "conditions": [c.to_api() for c in conds],
     }
-    return new if new != old else None
+    return new if any(old.get(k) != v for k, v in new.items()) else None

@@ -1,0 +1,334 @@
+"""ModelVersions against the real cluster, S3 server, registries and running operator."""
+
+from __future__ import annotations
+
+import base64
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import kubernetes
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from modelreg import devenv
+from modelreg.devenv import process
+from tests.support.cluster import Registries
+from tests.support.modelreg import Artifacts, Registry, denied, image, wait_for
+
+pytestmark = pytest.mark.cluster
+MV = "modelversions"
+APPROVERS = {"approvers": {"groups": ["ml-approvers"]}}
+
+
+def test_register_verify_approve(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("fraud", approvalPolicy=APPROVERS)
+    art, sha = artifacts.upload("fraud/1/model.tar.gz")
+    img = image(registries)
+    registry.version("fraud-v1", "fraud", art, img.reference, user="dana", metrics={"auc": 0.93})
+
+    registry.wait_condition(MV, "fraud-v1", "ArtifactVerified", "True", "Verified")
+    registry.wait_condition(MV, "fraud-v1", "ImageResolved", "True", "Resolved")
+    registry.wait_condition(MV, "fraud-v1", "Ready", "False", "NotApproved")
+    status = registry.get(MV, "fraud-v1")["status"]
+    assert status["number"] == 1
+    assert status["registeredBy"] == "dana"
+    assert status["artifact"]["sha256"] == sha
+    assert status["artifact"]["versionId"]
+    assert status["image"] == {"digest": img.digest, "resolved": img.pinned}
+    assert status["approval"]["state"] == "PendingManualApproval"
+
+    registry.approve("fraud-v1", "alice", "AUC up 2 points")
+    registry.wait_condition(MV, "fraud-v1", "Ready", "True", "Deployable")
+    obj = registry.get(MV, "fraud-v1")
+    decision = obj["status"]["approval"]["decisions"][0]
+    assert (decision["user"], decision["decision"], decision["comment"]) == (
+        "alice",
+        "Approved",
+        "AUC up 2 points",
+    )
+    assert decision["time"].endswith("Z")
+    # the request annotations were consumed into the record
+    assert "modelreg.dev/approval" not in obj["metadata"]["annotations"]
+    reasons = [
+        r
+        for r, _ in wait_for(
+            "events",
+            lambda: registry.events("fraud-v1") if len(registry.events("fraud-v1")) >= 4 else None,
+        )
+    ]
+    assert {"VersionRegistered", "ArtifactVerified", "ImageResolved"} <= set(reasons)
+    rm = wait_for(
+        "model summary",
+        lambda: (
+            (s := registry.get("registeredmodels", "fraud").get("status", {})).get(
+                "latestApprovedVersion"
+            )
+            and s
+        ),
+    )
+    assert rm["latestApprovedVersion"] == {"name": "fraud-v1", "number": 1}
+    assert rm["versionCount"] == 1
+
+
+def test_missing_artifact_mismatch_and_missing_image(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    img = image(registries)
+    art, _ = artifacts.upload("m/1")
+    registry.version("missing", "m", {"uri": f"s3://{artifacts.bucket}/nope"}, img.reference)
+    registry.version("mismatch", "m", {**art, "sha256": "0" * 64}, img.reference)
+    registry.version("noimage", "m", art, f"{registries.public}/serving/none:1")
+
+    c = registry.wait_condition(MV, "missing", "ArtifactVerified", "False", "ArtifactNotFound")
+    assert "does not exist" in c["message"]
+    c = registry.wait_condition(MV, "mismatch", "ArtifactVerified", "False", "ChecksumMismatch")
+    assert art["sha256"] in c["message"]
+    registry.wait_condition(MV, "noimage", "ImageResolved", "False", "ImageNotFound")
+    registry.wait_condition(MV, "noimage", "Ready", "False", "ImageNotResolved")
+    assert "ChecksumMismatch" in {
+        r
+        for r, _ in wait_for(
+            "event", lambda: [e for e in registry.events("mismatch") if e[0] == "ChecksumMismatch"]
+        )
+    }
+
+
+def test_private_image_with_and_without_pull_secret(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("p")
+    art, _ = artifacts.upload("p/1")
+    img = image(registries, "secret/model", "3.0", private=True)
+    registry.version("nosecret", "p", art, img.reference)
+    c = registry.wait_condition(MV, "nosecret", "ImageResolved", "False", "Unauthorized")
+    assert "pullSecrets" in c["message"]
+
+    core = kubernetes.client.CoreV1Api(registry.cluster.api())
+    core.create_namespaced_secret(
+        registry.namespace,
+        {
+            "metadata": {"name": "regcred"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {
+                ".dockerconfigjson": base64.b64encode(
+                    json.dumps(registries.dockerconfigjson()).encode()
+                ).decode()
+            },
+        },
+    )
+    registry.create(
+        MV,
+        "ModelVersion",
+        "withsecret",
+        {
+            "modelRef": {"name": "p"},
+            "artifact": art,
+            "image": {"reference": img.reference, "pullSecrets": [{"name": "regcred"}]},
+        },
+        user="dana",
+    )
+    registry.wait_condition(MV, "withsecret", "ImageResolved", "True", "Resolved")
+    assert registry.get(MV, "withsecret")["status"]["image"]["digest"] == img.digest
+
+
+def test_version_waits_for_its_model(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    art, _ = artifacts.upload("late/1")
+    registry.version("early", "late-model", art, image(registries).reference)
+    c = registry.wait_condition(MV, "early", "Ready", "False", "ModelNotFound")
+    assert "does not exist" in c["message"]
+    registry.model("late-model")
+    registry.wait_condition(MV, "early", "ArtifactVerified", "True")
+    assert registry.get(MV, "early")["status"]["number"] == 1
+
+
+def test_who_may_decide(registry: Registry, artifacts: Artifacts, registries: Registries) -> None:
+    registry.model("gov", approvalPolicy=APPROVERS)
+    art, _ = artifacts.upload("gov/1")
+    img = image(registries).reference
+    registry.version("by-dana", "gov", art, img, user="dana")
+    registry.version("by-alice", "gov", art, img, user="alice")
+
+    message = denied(lambda: registry.approve("by-dana", "eve"))
+    assert "user 'eve' is not an approver of this model" in message
+    message = denied(lambda: registry.approve("by-alice", "alice"))
+    assert "registered this version and must not approve or reject it" in message
+    message = denied(lambda: registry.annotate("by-dana", "bob", approval="Yes"))
+    assert 'must be \\"Approved\\" or \\"Rejected\\"' in message or "must be" in message
+    # forging the record, directly or through status, does not work
+    forged = json.dumps([{"user": "alice", "decision": "Approved", "time": "2026-01-01T00:00:00Z"}])
+    message = denied(lambda: registry.annotate("by-dana", "dana", decisions=forged))
+    assert "written by modelreg only" in message
+    message = denied(lambda: registry.annotate("by-dana", "admin", registered_by="someone"))
+    assert "written by modelreg only" in message
+    with pytest.raises(ApiException) as e:
+        registry.api("alice").patch_namespaced_custom_object_status(
+            "modelreg.dev",
+            "v1alpha1",
+            registry.namespace,
+            MV,
+            "by-dana",
+            {"status": {"approval": {"state": "Approved"}}},
+        )
+    assert e.value.status == 403
+    # bob approves dana's version; alice's own needs bob too
+    registry.approve("by-dana", "bob")
+    registry.wait_condition(MV, "by-dana", "Approved", "True")
+    registry.approve("by-alice", "bob")
+    registry.wait_condition(MV, "by-alice", "Approved", "True")
+
+
+def test_self_approval_allowed_by_policy(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("selfok", approvalPolicy={**APPROVERS, "selfApproval": "Allowed"})
+    art, _ = artifacts.upload("selfok/1")
+    registry.version("v", "selfok", art, image(registries).reference, user="alice")
+    registry.approve("v", "alice")
+    registry.wait_condition(MV, "v", "Approved", "True")
+
+
+def test_two_approvers_rejection_and_reopening(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("two", approvalPolicy={**APPROVERS, "requiredApprovals": 2})
+    art, _ = artifacts.upload("two/1")
+    registry.version("v", "two", art, image(registries).reference)
+    registry.approve("v", "alice")
+    c = registry.wait_condition(MV, "v", "Approved", "False", "PendingManualApproval")
+    registry.approve("v", "alice")  # the same user twice is still one approver
+    c = wait_for(
+        "two decisions recorded",
+        lambda: (
+            len(registry.get(MV, "v")["status"]["approval"]["decisions"]) == 2
+            and registry.condition(MV, "v", "Approved")
+        ),
+    )
+    assert c["message"].startswith("1 of 2 required approvals")
+    registry.approve("v", "bob")
+    registry.wait_condition(MV, "v", "Approved", "True")
+    registry.reject("v", "bob", "drift in October data")
+    c = registry.wait_condition(MV, "v", "Approved", "False", "Rejected")
+    assert registry.get(MV, "v")["status"]["approval"]["state"] == "Rejected"
+    registry.wait_condition(MV, "v", "Ready", "False", "Rejected")
+    registry.approve("v", "alice")
+    registry.wait_condition(MV, "v", "Approved", "False", "PendingManualApproval")
+    decisions = registry.get(MV, "v")["status"]["approval"]["decisions"]
+    assert [d["decision"] for d in decisions] == [
+        "Approved",
+        "Approved",
+        "Approved",
+        "Rejected",
+        "Approved",
+    ]
+
+
+def test_metric_gate(registry: Registry, artifacts: Artifacts, registries: Registries) -> None:
+    registry.model("gated", approvalPolicy={"metricGates": [{"metric": "auc", "min": 0.9}]})
+    art, _ = artifacts.upload("gated/1")
+    registry.version("weak", "gated", art, image(registries).reference, metrics={"auc": 0.8})
+    registry.approve("weak", "alice")
+    c = registry.wait_condition(MV, "weak", "Approved", "False", "MetricGateFailed")
+    assert "below the minimum 0.9" in c["message"]
+
+
+def test_fifty_concurrent_creates_get_distinct_numbers_in_creation_order(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("many")
+    art, _ = artifacts.upload("many/1")
+    img = image(registries).reference
+
+    def create(i: int) -> None:
+        registry.version(
+            f"many-{i:02d}", "many", art, img, validation={"skip": ["Artifact", "Image"]}
+        )
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(create, range(50)))
+
+    def numbers() -> dict[str, Any] | None:
+        items = registry.api().list_namespaced_custom_object(
+            "modelreg.dev", "v1alpha1", registry.namespace, MV
+        )["items"]
+        got = {i["metadata"]["name"]: (i.get("status") or {}).get("number") for i in items}
+        return got if len(got) == 50 and all(got.values()) else None
+
+    got = wait_for("50 numbered versions", numbers, 120)
+    items = registry.api().list_namespaced_custom_object(
+        "modelreg.dev", "v1alpha1", registry.namespace, MV
+    )["items"]
+    assert sorted(got.values()) == list(range(1, 51)), sorted(
+        (
+            i["status"].get("number"),
+            i["metadata"]["annotations"].get("modelreg.dev/number"),
+            i["metadata"]["name"],
+        )
+        for i in items
+    )
+    # creation order: ordered by the admission stamp
+    items = registry.api().list_namespaced_custom_object(
+        "modelreg.dev", "v1alpha1", registry.namespace, MV
+    )["items"]
+    by_stamp = sorted(
+        items, key=lambda i: int(i["metadata"]["annotations"]["modelreg.dev/created-at"])
+    )
+    assert [i["status"]["number"] for i in by_stamp] == list(range(1, 51)), [
+        (
+            i["metadata"]["name"],
+            i["metadata"]["annotations"].get("modelreg.dev/number"),
+            i["status"]["number"],
+        )
+        for i in by_stamp
+    ]
+
+    # deleted numbers are never reused
+    registry.api().delete_namespaced_custom_object(
+        "modelreg.dev", "v1alpha1", registry.namespace, MV, "many-49"
+    )
+    create(99)
+    wait_for(
+        "number 51", lambda: (registry.get(MV, "many-99").get("status") or {}).get("number") == 51
+    )
+
+
+def test_numbers_continue_across_an_operator_restart(
+    registry: Registry, artifacts: Artifacts, registries: Registries, dev_env: Any
+) -> None:
+    registry.model("restart")
+    art, _ = artifacts.upload("restart/1")
+    img = image(registries).reference
+    registry.version("a", "restart", art, img)
+    wait_for("a numbered", lambda: (registry.get(MV, "a").get("status") or {}).get("number"))
+    process.stop(dev_env.layout.pidfile("operator"))
+    try:
+        # no operator means no admission webhook: creates fail closed rather than go unrecorded
+        with pytest.raises(ApiException) as refused:
+            registry.version("b", "restart", art, img)
+        assert 'failed calling webhook \\"approval-record.modelreg.dev\\"' in refused.value.body
+    finally:
+        devenv.up(dev_env.layout.root, log=lambda _: None)
+    registry.version("b", "restart", art, img)
+    wait_for("b numbered 2", lambda: (registry.get(MV, "b").get("status") or {}).get("number") == 2)
+
+
+def test_s3_down_is_unknown_and_recovers(
+    registry: Registry, artifacts: Artifacts, registries: Registries, dev_env: Any
+) -> None:
+    registry.model("outage")
+    art, _ = artifacts.upload("outage/1")
+    img = image(registries).reference
+    process.stop(dev_env.layout.pidfile("minio"))
+    try:
+        registry.version("v", "outage", art, img)
+        c = registry.wait_condition(MV, "v", "ArtifactVerified", "Unknown", "StoreUnreachable")
+        assert "cannot reach" in c["message"]
+        registry.wait_condition(MV, "v", "Ready", "Unknown", "VerificationPending")
+    finally:
+        devenv.up(dev_env.layout.root, log=lambda _: None)
+    registry.wait_condition(MV, "v", "ArtifactVerified", "True", "Verified", timeout=90)
