@@ -107,3 +107,45 @@ class Kube:
             else:
                 missing.append(name)
         return configs, missing
+
+    # --- workloads -----------------------------------------------------------------------
+
+    def _plain(self, model: object) -> Obj:
+        """A client model object as the API's own JSON (camelCase dicts)."""
+        return cast(Obj, self.api.sanitize_for_serialization(model))  # type: ignore[no-untyped-call]
+
+    def get_deployment(self, namespace: str, name: str) -> Obj | None:
+        try:
+            dep = self.apps.read_namespaced_deployment(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._plain(dep)
+
+    def pods(self, namespace: str, selector: str) -> list[Obj]:
+        items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+        return [self._plain(p) for p in items]
+
+    def apply(self, obj: Obj) -> None:
+        """Server-side apply ``obj`` as field manager ``modelreg`` (hand edits are undone)."""
+        meta = obj["metadata"]
+        kwargs: dict[str, Any] = {
+            "field_manager": "modelreg",
+            "force": True,
+            "_content_type": "application/apply-patch+yaml",
+        }
+        if obj["kind"] == "Deployment":
+            self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], obj, **kwargs)
+        elif obj["kind"] == "Service":
+            self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
+        else:
+            raise ValueError(f"cannot apply a {obj['kind']}")
+
+    def scale_to_zero(self, namespace: str, name: str) -> None:
+        """Scale a Deployment to zero through its scale subresource (template untouched)."""
+        try:
+            self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": 0}})
+        except ApiException as e:
+            if e.status != 404:
+                raise

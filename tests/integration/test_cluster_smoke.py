@@ -284,3 +284,17 @@ def test_stage_added_at_runtime_takes_over_matching_pods(cluster: Cluster, names
         assert pod.status.reason == "Evicted"
     finally:
         cluster.kubectl("delete", "stage", stage["metadata"]["name"])
+
+
+@pytest.mark.kwok
+def test_fake_nodes_renew_their_leases(cluster: Cluster) -> None:
+    """Without lease renewals the node lifecycle controller marks every pod NotReady."""
+    coordination = kubernetes.client.CoordinationV1Api(cluster.api())
+
+    def renewals() -> dict[str, Any]:
+        leases = coordination.list_namespaced_lease("kube-node-lease").items
+        return {lease.metadata.name: lease.spec.renew_time for lease in leases}
+
+    first = wait_for("node leases", lambda: r if len(r := renewals()) >= 2 else None, 30)
+    assert {"kwok-node-0", "kwok-node-1"} <= set(first)
+    wait_for("a lease renewal", lambda: renewals()["kwok-node-0"] != first["kwok-node-0"], 60)

@@ -160,6 +160,9 @@ class HistoryEntry(ApiModel):
     """Why (ProgressDeadlineExceeded, ApprovalRevoked, Manual, ...)."""
     time: dt.datetime
     """When the result was recorded."""
+    generation: int | None = None
+    """The ModelDeployment generation of this rollout (a failed version is not retried
+    until the spec changes)."""
 
 
 class ModelDeploymentStatus(ApiModel):

@@ -6,6 +6,7 @@ import click
 
 from modelreg import __version__
 from modelreg.cli.dev import dev
+from modelreg.cli.fetch import fetch_artifact
 from modelreg.cli.run import run
 
 
@@ -17,5 +18,6 @@ def main() -> None:
 
 main.add_command(dev)
 main.add_command(run)
+main.add_command(fetch_artifact)
 
 __all__ = ["main"]

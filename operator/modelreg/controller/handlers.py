@@ -17,6 +17,7 @@ from modelreg.api.base import GROUP, VERSION
 from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
 from modelreg.approval import Requester
 from modelreg.controller import admission
+from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.numbering import reserve
 from modelreg.controller.settings import WebhookSettings
 from modelreg.controller.versions import reconcile_version, summarize_model
@@ -140,6 +141,7 @@ def version(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
     model = (body.get("spec") or {}).get("modelRef", {}).get("name")
     if model:
         _summarize(meta["namespace"], model)
+        _reconcile_deployments_of(meta["namespace"], model, logger)
     if outcome.retry:
         raise kopf.TemporaryError(outcome.retry, delay=min(300, 5 * 2 ** min(retry, 6)))
 
@@ -177,3 +179,42 @@ def registered_model(
             kube().patch_status("modelversions", namespace, mv["metadata"]["name"], outcome.status)
         _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
     _summarize(namespace, name)
+
+
+# --- ModelDeployment -------------------------------------------------------------------------
+
+
+def _reconcile_deployment(body: dict[str, Any], logger: kopf.Logger) -> None:
+    outcome = reconcile_deployment(kube(), body)
+    for type_, reason, message in outcome.events:
+        kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
+        logger.info(message, extra={"reason": reason})
+    model = (body.get("spec") or {}).get("modelRef", {}).get("name")
+    if model:
+        sync_version_stages(kube(), body["metadata"]["namespace"], model)
+
+
+def _reconcile_deployments_of(namespace: str, model: str, logger: kopf.Logger) -> None:
+    for md in kube().list_objects("modeldeployments", namespace):
+        if md.get("spec", {}).get("modelRef", {}).get("name") == model:
+            _reconcile_deployment(md, logger)
+
+
+@kopf.on.resume(GROUP, VERSION, "modeldeployments")
+@kopf.on.create(GROUP, VERSION, "modeldeployments")
+@kopf.on.update(GROUP, VERSION, "modeldeployments", field="spec")
+@kopf.on.update(GROUP, VERSION, "modeldeployments", field="metadata.annotations")
+def model_deployment(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+    _reconcile_deployment(dict(body), logger)
+
+
+@kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "modelreg"})
+@kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "modelreg"})
+def workload_changed(body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
+    """A Deployment or pod of a ModelDeployment changed (rollout progress, failure, a hand
+    edit or deletion): reconcile its owner."""
+    owner = (body.get("metadata", {}).get("labels") or {}).get("modelreg.dev/deployment")
+    if owner and namespace:
+        md = kube().get("modeldeployments", namespace, owner)
+        if md is not None:
+            _reconcile_deployment(md, logger)

@@ -123,6 +123,9 @@ def kwok(tools: Tools, layout: Layout, ports: Ports) -> Component:
             f"--cidr={POD_CIDR}",
             # stages come from Stage objects, so tests can add their own at runtime
             "--enable-crds=Stage",
+            # KWOK renews node leases (the heartbeat-with-lease stage expects them); without
+            # them the node lifecycle controller marks every pod NotReady after ~40 s
+            "--node-lease-duration-seconds=40",
             "--v=INFO",
         ],
         env={"HOME": str(layout.data / "kwok")},

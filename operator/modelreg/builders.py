@@ -1,0 +1,136 @@
+"""Pure builders of the workloads a ModelDeployment owns (a Deployment and a Service)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from modelreg import __version__
+from modelreg.api.model_deployment import ModelDeploymentSpec
+
+MODEL_DIR = "/mnt/models"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "modelreg"}
+
+
+@dataclass(frozen=True)
+class Serving:
+    """What to serve: a deployable version, resolved."""
+
+    name: str
+    number: int
+    image: str  # repository@sha256:...
+    artifact_uri: str
+    artifact_sha256: str | None
+
+
+def storage_initializer_image() -> str:
+    return os.environ.get(
+        "MODELREG_STORAGE_INITIALIZER_IMAGE", f"ghcr.io/modelreg/modelreg:{__version__}"
+    )
+
+
+def _selector(name: str) -> dict[str, str]:
+    return {"modelreg.dev/deployment": name}
+
+
+_CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+def deployment(
+    name: str,
+    namespace: str,
+    model: str,
+    spec: ModelDeploymentSpec,
+    serving: Serving,
+    initializer_image: str,
+) -> dict[str, Any]:
+    """The apps/v1 Deployment serving ``serving`` (which must be deployable)."""
+    labels = {**_selector(name), **MANAGED_BY, "modelreg.dev/model": model}
+    pod_labels = {**labels, "modelreg.dev/version": str(serving.number)}
+    env = [
+        {"name": "MODEL_NAME", "value": model},
+        {"name": "MODEL_VERSION", "value": str(serving.number) if serving else ""},
+        {"name": "MODEL_PATH", "value": MODEL_DIR},
+    ]
+    env += [e.to_api() for e in spec.env]
+    fetch = [
+        "fetch-artifact",
+        "--uri",
+        serving.artifact_uri if serving else "",
+        "--dest",
+        MODEL_DIR,
+    ]
+    if serving is not None and serving.artifact_sha256:
+        fetch += ["--sha256", serving.artifact_sha256]
+    init: dict[str, Any] = {
+        "name": "storage-initializer",
+        "image": initializer_image,
+        "args": fetch,
+        "volumeMounts": [{"name": "model-store", "mountPath": MODEL_DIR}],
+        "securityContext": {**_CONTAINER_SECURITY, "readOnlyRootFilesystem": True},
+        "resources": {
+            "requests": {"cpu": "100m", "memory": "128Mi"},
+            "limits": {"memory": "512Mi"},
+        },
+    }
+    if spec.storage.secret_ref is not None:
+        init["envFrom"] = [{"secretRef": {"name": spec.storage.secret_ref.name}}]
+    container: dict[str, Any] = {
+        "name": "model",
+        "image": serving.image,
+        "ports": [{"name": "http", "containerPort": spec.port, "protocol": "TCP"}],
+        "env": env,
+        "volumeMounts": [{"name": "model-store", "mountPath": MODEL_DIR, "readOnly": True}],
+        "securityContext": _CONTAINER_SECURITY,
+    }
+    resources = spec.resources.to_api()
+    if resources:
+        container["resources"] = resources
+    pod_spec: dict[str, Any] = {
+        "initContainers": [init],
+        "containers": [container],
+        "volumes": [{"name": "model-store", "emptyDir": {}}],
+        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+        "automountServiceAccountToken": False,
+    }
+    if spec.service_account_name:
+        pod_spec["serviceAccountName"] = spec.service_account_name
+    annotations = {"modelreg.dev/version-name": serving.name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": namespace, "labels": labels},
+        "spec": {
+            "replicas": spec.replicas,
+            "progressDeadlineSeconds": spec.rollout.progress_deadline_seconds,
+            "revisionHistoryLimit": 5,
+            "selector": {"matchLabels": _selector(name)},
+            "template": {
+                "metadata": {"labels": pod_labels, "annotations": annotations},
+                "spec": pod_spec,
+            },
+        },
+    }
+
+
+def service(name: str, namespace: str, model: str, spec: ModelDeploymentSpec) -> dict[str, Any]:
+    """The Service in front of the model pods."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": {**_selector(name), **MANAGED_BY, "modelreg.dev/model": model},
+        },
+        "spec": {
+            "selector": _selector(name),
+            "ports": [{"name": "http", "port": spec.port, "targetPort": "http", "protocol": "TCP"}],
+        },
+    }

@@ -1,0 +1,327 @@
+"""ModelDeployment reconciliation: serve the target version, roll back when it fails.
+
+Level-based: every call looks at the spec, the versions of the model, the Deployment and
+its pods, and decides what the Deployment must serve. It never points the Deployment at
+a version that is not deployable (Ready) at the moment of writing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+
+from modelreg import builders, conditions, rollout
+from modelreg.api import annotations as ann
+from modelreg.api.base import ConditionStatus, VersionRef
+from modelreg.api.model_deployment import (
+    AutomaticRollback,
+    HistoryEntry,
+    ModelDeploymentSpec,
+    ModelDeploymentStatus,
+    RolloutResult,
+    ServedVersion,
+)
+from modelreg.api.model_version import Stage
+from modelreg.conditions import FALSE, TRUE, UNKNOWN
+from modelreg.kube import Kube
+
+HISTORY_LIMIT = 20
+_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+
+@dataclass
+class Outcome:
+    status: dict[str, Any] | None
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _candidates(kube: Kube, namespace: str, model: str) -> list[rollout.Candidate]:
+    out = []
+    for mv in kube.versions_of(namespace, model):
+        status = mv.get("status") or {}
+        if not status.get("number"):
+            continue
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+        )
+        deployable = (
+            ready.get("status") == "True"
+            and bool(
+                (status.get("image") or {}).get("resolved")
+                or "Image" in (mv["spec"].get("validation") or {}).get("skip", [])
+            )
+            and not ann.is_archived(mv["metadata"].get("annotations"))
+        )
+        out.append(
+            rollout.Candidate(
+                mv["metadata"]["name"],
+                int(status["number"]),
+                deployable,
+                str(ready.get("reason", "Pending")),
+                mv,
+            )
+        )
+    return out
+
+
+def _serving(c: rollout.Candidate) -> builders.Serving:
+    status, spec = c.body.get("status") or {}, c.body["spec"]
+    image = (status.get("image") or {}).get("resolved") or spec["image"]["reference"]
+    return builders.Serving(
+        c.name, c.number, image, spec["artifact"]["uri"], spec["artifact"].get("sha256")
+    )
+
+
+class _Run:
+    """One reconcile of one ModelDeployment."""
+
+    def __init__(self, kube: Kube, body: dict[str, Any]) -> None:
+        self.kube, self.body = kube, body
+        meta = body["metadata"]
+        self.name, self.namespace = meta["name"], meta["namespace"]
+        self.generation = meta.get("generation")
+        self.annotations = meta.get("annotations") or {}
+        self.spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+        self.old = ModelDeploymentStatus.model_validate(body.get("status") or {})
+        self.status = self.old.model_copy(deep=True)
+        self.status.observed_generation = self.generation
+        self.events: list[tuple[str, str, str]] = []
+
+    def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
+        self.status.conditions = conditions.set_condition(
+            self.status.conditions, type_, status, reason, message, self.generation, _now()
+        )
+
+    def record(self, c: rollout.Candidate, result: RolloutResult, reason: str = "") -> None:
+        history = self.status.history
+        if history and history[0].name == c.name and history[0].generation == self.generation:
+            if history[0].result == result and history[0].reason == reason:
+                return
+            history = history[1:]
+        entry = HistoryEntry(
+            name=c.name,
+            number=c.number,
+            result=result,
+            reason=reason,
+            time=_now(),
+            generation=self.generation,
+        )
+        self.status.history = [entry, *history][:HISTORY_LIMIT]
+
+    def serve(self, c: rollout.Candidate) -> None:
+        """Point the Deployment (and Service) at ``c``, which must be deployable now."""
+        if not c.deployable:  # the one invariant: never write an undeployable version
+            raise RuntimeError(f"refusing to deploy {c.name}: not deployable")
+        serving = _serving(c)
+        dep = builders.deployment(
+            self.name,
+            self.namespace,
+            self.spec.model_ref.name,
+            self.spec,
+            serving,
+            builders.storage_initializer_image(),
+        )
+        svc = builders.service(self.name, self.namespace, self.spec.model_ref.name, self.spec)
+        for obj in (dep, svc):
+            kopf.adopt(obj, owner=kopf.Body(self.body))  # type: ignore[arg-type]
+            self.kube.apply(obj)
+        self.status.deployment_name = self.status.service_name = self.name
+        previous = self.status.current_version
+        self.status.current_version = ServedVersion(
+            name=c.name, number=c.number, image=serving.image, artifact_uri=serving.artifact_uri
+        )
+        if previous is None or previous.name != c.name:
+            self.record(c, RolloutResult.IN_PROGRESS)
+            self.events.append(
+                ("Normal", "RolloutStarted", f"rolling out {c.name} (version {c.number})")
+            )
+
+    def fall_back(
+        self,
+        failed: rollout.Candidate | None,
+        versions: list[rollout.Candidate],
+        reason: str,
+        message: str,
+    ) -> None:
+        """Roll back to the previous good version, or scale to zero if there is none."""
+        exclude = failed.name if failed else ""
+        prev = rollout.previous_good(self.status.history, versions, exclude)
+        if prev is not None:
+            self.serve(prev)
+            self.condition("RolledBack", TRUE, reason, f"{message}; serving {prev.name}")
+            self.events.append(("Warning", "RolledBack", f"{message}; rolled back to {prev.name}"))
+            return
+        self.kube.scale_to_zero(self.namespace, self.name)
+        self.status.current_version = None
+        self.condition(
+            "RolledBack",
+            FALSE,
+            "NoPreviousVersion",
+            f"{message}; no earlier version rolled out here and is still "
+            "deployable, so the Deployment is scaled to zero",
+        )
+        self.condition(
+            "Ready",
+            FALSE,
+            "NoDeployableVersion",
+            f"{message}; nothing to roll back to: scaled to zero",
+        )
+        self.events.append(("Warning", "ScaledToZero", f"{message}; scaled to zero"))
+
+    def run(self) -> Outcome:
+        model = self.spec.model_ref.name
+        versions = _candidates(self.kube, self.namespace, model)
+        by_name = {v.name: v for v in versions}
+        target = rollout.choose_target(
+            self.spec,
+            versions,
+            self.annotations.get(ann.ROLLBACK_TO),
+            self.status.history,
+            self.generation,
+        )
+        self.status.target_version = (
+            VersionRef(name=target.version.name, number=target.version.number)
+            if target.version
+            else None
+        )
+        dep = self.kube.get_deployment(self.namespace, self.name)
+        current = self.status.current_version
+        cur = by_name.get(current.name) if current else None
+
+        # 1. revoked: the serving version is no longer deployable (rejected, archived, gone)
+        if current is not None and (cur is None or not cur.deployable):
+            why = cur.ready_reason if cur else "deleted"
+            self.record(
+                cur or rollout.Candidate(current.name, current.number, False, why, {}),
+                RolloutResult.ROLLED_BACK,
+                "ApprovalRevoked",
+            )
+            self.fall_back(
+                cur, versions, "ApprovalRevoked", f"{current.name} is no longer deployable ({why})"
+            )
+            return self.finish()
+
+        # 2. the rollout in progress failed
+        if (
+            current is not None
+            and cur is not None
+            and dep is not None
+            and not rollout.rolled_out(dep, cur.number, self.spec.replicas)
+        ):
+            pods = self.kube.pods(self.namespace, f"modelreg.dev/deployment={self.name}")
+            failure = rollout.rollout_failure(dep, pods, cur.number)
+            if failure is not None and self.spec.replicas > 0:
+                self.record(cur, RolloutResult.FAILED, failure)
+                self.events.append(
+                    ("Warning", "RolloutFailed", f"{cur.name} failed to roll out: {failure}")
+                )
+                if self.spec.rollout.automatic_rollback == AutomaticRollback.ENABLED:
+                    self.fall_back(cur, versions, "RolloutFailed", f"{cur.name} failed ({failure})")
+                else:
+                    self.condition(
+                        "Ready",
+                        FALSE,
+                        "RolloutFailed",
+                        f"{cur.name} failed ({failure}); automaticRollback is Disabled",
+                    )
+                return self.finish()
+
+        # 3. the target
+        if target.version is None:
+            self.condition(
+                "Ready",
+                FALSE,
+                target.reason,
+                target.message + (f"; still serving {current.name}" if current else ""),
+            )
+            return self.finish()
+        t = target.version
+        if not target.manual and rollout.failed_here(self.status.history, t.name, self.generation):
+            serving = f"; serving {current.name}" if current else ""
+            self.condition(
+                "Ready",
+                FALSE,
+                "RolloutFailed",
+                f"{t.name} failed to roll out and is not retried until the spec "
+                f"changes or a newer version becomes the target{serving}",
+            )
+            return self.finish()
+        if dep is None or current is None or current.name != t.name:
+            self.serve(t)
+            if target.manual:
+                self.condition("RolledBack", TRUE, "Manual", target.message)
+            elif current is not None:
+                self.status.conditions = conditions.remove(self.status.conditions, "RolledBack")
+        else:
+            self.serve(t)  # idempotent: repairs hand edits of the Deployment and Service
+        dep = self.kube.get_deployment(self.namespace, self.name)
+        if rollout.rolled_out(dep, t.number, self.spec.replicas):
+            if (
+                self.status.history
+                and self.status.history[0].name == t.name
+                and self.status.history[0].result == RolloutResult.IN_PROGRESS
+            ):
+                self.record(t, RolloutResult.SUCCEEDED)
+                self.events.append(("Normal", "RolloutSucceeded", f"serving {t.name}"))
+            self.condition("Progressing", FALSE, "RolloutComplete", f"serving {t.name}")
+            self.condition("Ready", TRUE, "Serving", f"serving {t.name} ({target.message})")
+        else:
+            self.condition("Progressing", TRUE, "RollingOut", f"rolling out {t.name}")
+            self.condition("Ready", UNKNOWN, "RollingOut", f"rolling out {t.name}")
+        return self.finish()
+
+    def finish(self) -> Outcome:
+        new = self.status.to_api()
+        return Outcome(new if new != self.old.to_api() else None, self.events)
+
+
+def reconcile_deployment(kube: Kube, body: dict[str, Any]) -> Outcome:
+    meta = body["metadata"]
+    with _locks[(meta["namespace"], meta["name"])]:
+        fresh = kube.get("modeldeployments", meta["namespace"], meta["name"])
+        if fresh is None:
+            return Outcome(None)
+        outcome = _Run(kube, fresh).run()
+        if outcome.status is not None:
+            kube.patch_status("modeldeployments", meta["namespace"], meta["name"], outcome.status)
+        return outcome
+
+
+def sync_version_stages(kube: Kube, namespace: str, model: str) -> None:
+    """Derive each version's ``status.deployments`` and ``status.stage`` from the
+    ModelDeployments that serve it."""
+    serving: dict[str, list[dict[str, str]]] = defaultdict(list)
+    for md in kube.list_objects("modeldeployments", namespace):
+        if md.get("spec", {}).get("modelRef", {}).get("name") != model:
+            continue
+        current = (md.get("status") or {}).get("currentVersion")
+        if current:
+            serving[current["name"]].append(
+                {"name": md["metadata"]["name"], "stage": md["spec"].get("stage", "Production")}
+            )
+    for mv in kube.versions_of(namespace, model):
+        name = mv["metadata"]["name"]
+        status = mv.get("status") or {}
+        deployments = sorted(serving.get(name, []), key=lambda d: d["name"])
+        stages = {d["stage"] for d in deployments}
+        if ann.is_archived(mv["metadata"].get("annotations")):
+            stage = Stage.ARCHIVED
+        elif Stage.PRODUCTION in stages:
+            stage = Stage.PRODUCTION
+        elif Stage.STAGING in stages:
+            stage = Stage.STAGING
+        else:
+            stage = Stage.NONE
+        if status.get("deployments", []) != deployments or status.get("stage") != stage:
+            kube.patch_status(
+                "modelversions", namespace, name, {"deployments": deployments, "stage": str(stage)}
+            )

@@ -1,0 +1,51 @@
+"""The storage-initializer: download a model artifact and check its sha256.
+
+Runs as ``modelreg fetch-artifact`` in the init container of every model pod, so the
+checksum recorded at registration is checked again where the model is served.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from urllib.parse import urlparse
+
+import httpx
+
+from modelreg.verify.artifacts import StoreConfig, parse_s3_uri
+
+_CHUNK = 1024 * 1024
+
+
+class ChecksumMismatch(Exception):
+    """The downloaded bytes do not hash to the expected sha256."""
+
+
+def fetch(uri: str, dest: Path, sha256: str | None, config: StoreConfig) -> Path:
+    """Download ``uri`` into ``dest`` (streaming, hashed on the way); returns the file."""
+    dest.mkdir(parents=True, exist_ok=True)
+    target = dest / (Path(urlparse(uri).path).name or "model")
+    partial = target.with_name(target.name + ".partial")
+    digest = hashlib.sha256()
+    with partial.open("wb") as out:
+        if uri.startswith("s3://"):
+            bucket, key = parse_s3_uri(uri)
+            body = config.s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in iter(lambda: body.read(_CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+        else:
+            with httpx.stream("GET", uri, follow_redirects=True, timeout=60) as r:
+                r.raise_for_status()
+                for chunk in r.iter_bytes(_CHUNK):
+                    digest.update(chunk)
+                    out.write(chunk)
+    if sha256 is not None and digest.hexdigest() != sha256:
+        partial.unlink()
+        raise ChecksumMismatch(
+            f"{uri} has sha256 {digest.hexdigest()}, expected {sha256}: "
+            "the artifact changed since it was registered"
+        )
+    os.replace(partial, target)
+    return target

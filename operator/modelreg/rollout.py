@@ -1,0 +1,150 @@
+"""Which version a ModelDeployment should serve, and what a failed rollout leads to (pure)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from modelreg.api.model_deployment import HistoryEntry, ModelDeploymentSpec, RolloutResult
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A ModelVersion of the deployment's model, as the controller sees it."""
+
+    name: str
+    number: int
+    deployable: bool
+    ready_reason: str
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the spec (or a manual rollback) asks for."""
+
+    version: Candidate | None
+    reason: str  # why there is no deployable target, or how it was chosen
+    message: str
+    manual: bool = False
+
+
+def failed_here(history: list[HistoryEntry], name: str, generation: int | None) -> bool:
+    """Whether ``name`` failed to roll out under the current spec generation."""
+    return any(
+        h.name == name and h.result == RolloutResult.FAILED and h.generation == generation
+        for h in history
+    )
+
+
+def choose_target(
+    spec: ModelDeploymentSpec,
+    versions: list[Candidate],
+    rollback_to: str | None,
+    history: list[HistoryEntry],
+    generation: int | None,
+) -> Target:
+    by_name = {v.name: v for v in versions}
+    if rollback_to:
+        v = by_name.get(rollback_to)
+        if v is None:
+            return Target(
+                None,
+                "VersionNotFound",
+                f"modelreg.dev/rollback-to names {rollback_to!r}, which is not a "
+                "version of this model",
+            )
+        if not v.deployable:
+            return Target(
+                None,
+                "VersionNotApproved",
+                f"modelreg.dev/rollback-to names {v.name}, which is not deployable "
+                f"({v.ready_reason})",
+            )
+        return Target(v, "Manual", f"held at {v.name} by modelreg.dev/rollback-to", manual=True)
+    if spec.version is not None:
+        wanted = (
+            by_name.get(spec.version.name)
+            if spec.version.name
+            else next((v for v in versions if v.number == spec.version.number), None)
+        )
+        if wanted is None:
+            ref = spec.version.name or f"number {spec.version.number}"
+            return Target(None, "VersionNotFound", f"version {ref} of this model does not exist")
+        if not wanted.deployable:
+            reason = (
+                "VersionNotApproved"
+                if wanted.ready_reason in ("NotApproved", "Rejected", "Archived")
+                else "VersionInvalid"
+            )
+            return Target(None, reason, f"{wanted.name} is not deployable ({wanted.ready_reason})")
+        return Target(wanted, "Pinned", f"pinned to {wanted.name}")
+    ready = [v for v in versions if v.deployable and not failed_here(history, v.name, generation)]
+    if not ready:
+        return Target(
+            None,
+            "NoApprovedVersion",
+            "no version of this model is deployable (verified and approved)",
+        )
+    latest = max(ready, key=lambda v: v.number)
+    return Target(latest, "Latest", f"following the latest deployable version, {latest.name}")
+
+
+def previous_good(
+    history: list[HistoryEntry], versions: list[Candidate], exclude: str
+) -> Candidate | None:
+    """The newest version that rolled out successfully here and is still deployable."""
+    by_name = {v.name: v for v in versions}
+    for h in history:  # newest first
+        v = by_name.get(h.name)
+        if (
+            h.result == RolloutResult.SUCCEEDED
+            and h.name != exclude
+            and v is not None
+            and v.deployable
+        ):
+            return v
+    return None
+
+
+def rollout_failure(
+    deployment: dict[str, Any] | None, pods: list[dict[str, Any]], number: int
+) -> str | None:
+    """Why the rollout of version ``number`` failed, or None if it has not (yet)."""
+    if deployment is None:
+        return None
+    for c in (deployment.get("status") or {}).get("conditions", []):
+        if (
+            c.get("type") == "Progressing"
+            and c.get("status") == "False"
+            and c.get("reason") == "ProgressDeadlineExceeded"
+        ):
+            return "ProgressDeadlineExceeded"
+    for pod in pods:
+        if pod["metadata"].get("labels", {}).get("modelreg.dev/version") != str(number):
+            continue
+        for cs in (pod.get("status") or {}).get("containerStatuses", []):
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            if waiting.get("reason") in (
+                "CrashLoopBackOff",
+                "ImagePullBackOff",
+                "ErrImagePull",
+                "CreateContainerConfigError",
+            ):
+                return str(waiting["reason"])
+    return None
+
+
+def rolled_out(deployment: dict[str, Any] | None, number: int, replicas: int) -> bool:
+    """Whether the Deployment serves version ``number`` on all its replicas."""
+    if deployment is None:
+        return False
+    template_labels = deployment["spec"]["template"]["metadata"].get("labels", {})
+    status = deployment.get("status") or {}
+    return bool(
+        template_labels.get("modelreg.dev/version") == str(number)
+        and status.get("observedGeneration", 0) >= deployment["metadata"].get("generation", 0)
+        and status.get("updatedReplicas", 0) >= replicas
+        and status.get("availableReplicas", 0) >= replicas
+        and status.get("replicas", 0) == status.get("updatedReplicas", 0)
+    )
