@@ -293,7 +293,7 @@ def test_fake_nodes_renew_their_leases(cluster: Cluster) -> None:
 
     def renewals() -> dict[str, Any]:
         leases = coordination.list_namespaced_lease("kube-node-lease").items
-        return {lease.metadata.name: lease.spec.renew_time for lease in leases}
+        return {str(lease.metadata.name): lease.spec.renew_time for lease in leases}
 
     first = wait_for("node leases", lambda: r if len(r := renewals()) >= 2 else None, 30)
     assert {"kwok-node-0", "kwok-node-1"} <= set(first)

@@ -1,0 +1,279 @@
+"""ModelDeployments against the real cluster: only approved versions run; failures roll back."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import kubernetes
+import pytest
+
+from tests.support.cluster import Registries
+from tests.support.modelreg import Artifacts, Registry, denied, image, wait_for
+
+pytestmark = [pytest.mark.cluster, pytest.mark.kwok]
+MD, MV = "modeldeployments", "modelversions"
+
+
+def ready_version(
+    registry: Registry,
+    artifacts: Artifacts,
+    registries: Registries,
+    name: str,
+    model: str,
+    path: str = "serving/sklearn",
+    approve: bool = True,
+) -> Any:
+    art, _ = artifacts.upload(f"{model}/{name}")
+    img = image(registries, path, name)
+    registry.version(name, model, art, img.reference)
+    if approve:
+        registry.approve(name, "alice")
+        registry.wait_condition(MV, name, "Ready", "True", "Deployable")
+    else:
+        registry.wait_condition(MV, name, "ImageResolved", "True")
+    return img, art
+
+
+def deployment(registry: Registry, **spec: Any) -> Any:
+    return registry.create(MD, "ModelDeployment", "serve", {"modelRef": {"name": "m"}, **spec})
+
+
+def apps(registry: Registry) -> kubernetes.client.AppsV1Api:
+    return kubernetes.client.AppsV1Api(registry.cluster.api())
+
+
+def served(registry: Registry, name: str, timeout: float = 60) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        status = registry.get(MD, "serve").get("status") or {}
+        ready: dict[str, Any] = next(
+            (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+        )
+        current = status.get("currentVersion") or {}
+        return status if current.get("name") == name and ready.get("status") == "True" else None
+
+    return wait_for(f"serving {name}", check, timeout)  # type: ignore[no-any-return]
+
+
+def test_deploys_approved_version_pinned_by_digest(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    img, art = ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(
+        registry,
+        replicas=2,
+        env=[{"name": "LOG_LEVEL", "value": "info"}],
+        storage={"secretRef": {"name": "s3-credentials"}},
+    )
+    status = served(registry, "v1")
+    assert status["currentVersion"]["image"] == img.pinned
+    assert status["deploymentName"] == status["serviceName"] == "serve"
+
+    dep = apps(registry).read_namespaced_deployment("serve", registry.namespace)
+    owner = dep.metadata.owner_references[0]
+    assert (owner.kind, owner.name, owner.controller) == ("ModelDeployment", "serve", True)
+    pod = dep.spec.template
+    model, init = pod.spec.containers[0], pod.spec.init_containers[0]
+    assert model.image == img.pinned
+    assert "@sha256:" in model.image
+    assert init.name == "storage-initializer"
+    assert init.args == [
+        "fetch-artifact",
+        "--uri",
+        art["uri"],
+        "--dest",
+        "/mnt/models",
+        "--sha256",
+        art["sha256"],
+    ]
+    assert init.env_from[0].secret_ref.name == "s3-credentials"
+    env = {e.name: e.value for e in model.env}
+    assert env == {
+        "MODEL_NAME": "m",
+        "MODEL_VERSION": "1",
+        "MODEL_PATH": "/mnt/models",
+        "LOG_LEVEL": "info",
+    }
+    assert pod.metadata.labels["modelreg.dev/model"] == "m"
+    assert pod.metadata.labels["modelreg.dev/version"] == "1"
+    assert pod.metadata.labels["app.kubernetes.io/managed-by"] == "modelreg"
+    for c in (model, init):
+        assert c.security_context.allow_privilege_escalation is False
+        assert c.security_context.capabilities.drop == ["ALL"]
+        assert c.security_context.run_as_non_root is True
+        assert c.security_context.seccomp_profile.type == "RuntimeDefault"
+    svc = kubernetes.client.CoreV1Api(registry.cluster.api()).read_namespaced_service(
+        "serve", registry.namespace
+    )
+    assert svc.spec.selector == {"modelreg.dev/deployment": "serve"}
+    mv = wait_for(
+        "stage", lambda: (s := registry.get(MV, "v1")["status"])["stage"] == "Production" and s
+    )
+    assert mv["deployments"] == [{"name": "serve", "stage": "Production"}]
+
+
+def test_nothing_unapproved_is_deployed(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m", approve=False)
+    deployment(registry, version={"name": "v1"})
+    c = registry.wait_condition(MD, "serve", "Ready", "False", "VersionNotApproved")
+    assert "v1 is not deployable" in c["message"]
+    registry.api().delete_namespaced_custom_object(
+        "modelreg.dev", "v1alpha1", registry.namespace, MD, "serve"
+    )
+    wait_for(
+        "deleted",
+        lambda: (
+            not registry.api().list_namespaced_custom_object(
+                "modelreg.dev", "v1alpha1", registry.namespace, MD
+            )["items"]
+        ),
+    )
+    registry.create(MD, "ModelDeployment", "serve", {"modelRef": {"name": "m"}})
+    registry.wait_condition(MD, "serve", "Ready", "False", "NoApprovedVersion")
+    assert apps(registry).list_namespaced_deployment(registry.namespace).items == []
+    # approval makes it deployable, and it rolls out
+    registry.approve("v1", "alice")
+    served(registry, "v1")
+
+
+def test_failed_rollout_rolls_back_and_is_not_retried(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry, rollout={"progressDeadlineSeconds": 3})
+    served(registry, "v1")
+    ready_version(registry, artifacts, registries, "v2", "m", path="serving/model-unready")
+
+    c = registry.wait_condition(MD, "serve", "RolledBack", "True", "RolloutFailed", timeout=90)
+    assert "v2 failed (ProgressDeadlineExceeded)" in c["message"]
+    status = served(registry, "v1")
+    failed = [h for h in status["history"] if h["name"] == "v2"]
+    assert failed[0]["result"] == "Failed"
+    assert failed[0]["reason"] == "ProgressDeadlineExceeded"
+    dep = apps(registry).read_namespaced_deployment("serve", registry.namespace)
+    assert dep.spec.template.metadata.labels["modelreg.dev/version"] == "1"
+    reasons = {r for r, _ in registry.events("serve")}
+    assert {"RolloutFailed", "RolledBack"} <= reasons
+    # not retried in a loop: a while later v1 still serves and v2 failed once
+    time.sleep(5)
+    status = registry.get(MD, "serve")["status"]
+    assert status["currentVersion"]["name"] == "v1"
+    assert [h["result"] for h in status["history"] if h["name"] == "v2"] == ["Failed"]
+
+
+def test_crashing_pods_roll_back(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)  # default 600 s deadline: the crash itself must be noticed
+    served(registry, "v1")
+    ready_version(registry, artifacts, registries, "v2", "m", path="serving/model-crashloop")
+    c = registry.wait_condition(MD, "serve", "RolledBack", "True", "RolloutFailed", timeout=60)
+    assert "CrashLoopBackOff" in c["message"]
+    served(registry, "v1")
+
+
+def test_revocation_rolls_back_then_scales_to_zero(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    ready_version(registry, artifacts, registries, "v2", "m")
+    served(registry, "v2")
+
+    registry.reject("v2", "bob", "bias found")
+    c = registry.wait_condition(MD, "serve", "RolledBack", "True", "ApprovalRevoked")
+    assert "v2 is no longer deployable" in c["message"]
+    served(registry, "v1")
+    registry.reject("v1", "bob")
+    c = registry.wait_condition(MD, "serve", "Ready", "False", "NoDeployableVersion")
+    assert "scaled to zero" in c["message"]
+    dep = apps(registry).read_namespaced_deployment("serve", registry.namespace)
+    assert dep.spec.replicas == 0
+
+
+def test_manual_rollback_and_archiving(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    ready_version(registry, artifacts, registries, "v2", "m")
+    served(registry, "v2")
+
+    registry.api().patch_namespaced_custom_object(
+        "modelreg.dev",
+        "v1alpha1",
+        registry.namespace,
+        MD,
+        "serve",
+        {"metadata": {"annotations": {"modelreg.dev/rollback-to": "v1"}}},
+    )
+    registry.wait_condition(MD, "serve", "RolledBack", "True", "Manual")
+    served(registry, "v1")
+    # a deployed version cannot be archived
+    message = denied(lambda: registry.annotate("v1", "dana", archived="true"))
+    assert "must not be archived while ModelDeployment(s) serve serve it" in message
+    registry.annotate("v2", "dana", archived="true")
+    registry.wait_condition(MV, "v2", "Ready", "False", "Archived")
+    # releasing the hold does not bring back the archived version
+    registry.api().patch_namespaced_custom_object(
+        "modelreg.dev",
+        "v1alpha1",
+        registry.namespace,
+        MD,
+        "serve",
+        {"metadata": {"annotations": {"modelreg.dev/rollback-to": None}}},
+    )
+    served(registry, "v1")
+    assert registry.get(MV, "v2")["status"]["stage"] == "Archived"
+
+
+def test_hand_edits_and_deletions_are_repaired(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    img, _ = ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    api = apps(registry)
+    api.patch_namespaced_deployment(
+        "serve",
+        registry.namespace,
+        {
+            "spec": {
+                "template": {
+                    "spec": {"containers": [{"name": "model", "image": "evil/unapproved:latest"}]}
+                }
+            }
+        },
+    )
+    wait_for(
+        "image restored",
+        lambda: (
+            api.read_namespaced_deployment("serve", registry.namespace)
+            .spec.template.spec.containers[0]
+            .image
+            == img.pinned
+        ),
+    )
+    api.delete_namespaced_deployment("serve", registry.namespace)
+    wait_for(
+        "deployment recreated",
+        lambda: (
+            api.list_namespaced_deployment(registry.namespace).items
+            and api.read_namespaced_deployment("serve", registry.namespace)
+            .spec.template.spec.containers[0]
+            .image
+            == img.pinned
+        ),
+    )
