@@ -89,7 +89,7 @@ def deployment(
         "volumeMounts": [{"name": "model-store", "mountPath": MODEL_DIR, "readOnly": True}],
         "securityContext": _CONTAINER_SECURITY,
     }
-    resources = spec.resources.to_api()
+    resources = {k: v for k, v in spec.resources.to_api().items() if v}
     if resources:
         container["resources"] = resources
     pod_spec: dict[str, Any] = {

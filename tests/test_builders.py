@@ -1,0 +1,60 @@
+from modelreg.api.model_deployment import ModelDeploymentSpec
+from modelreg.builders import Serving, deployment, service
+
+SPEC = ModelDeploymentSpec.model_validate(
+    {
+        "modelRef": {"name": "fraud"},
+        "replicas": 3,
+        "port": 9000,
+        "resources": {"requests": {"cpu": "500m"}},
+        "env": [{"name": "A", "value": "1"}],
+        "serviceAccountName": "serving",
+        "rollout": {"progressDeadlineSeconds": 120},
+    }
+)
+V7 = Serving("fraud-v7", 7, "r.io/s@sha256:" + "a" * 64, "s3://m/7.tgz", "b" * 64)
+
+
+def test_deployment_serves_the_version_by_digest_with_contract_env_and_labels():
+    d = deployment("prod", "ns", "fraud", SPEC, V7, "init:1")
+    assert d["spec"]["replicas"] == 3
+    assert d["spec"]["progressDeadlineSeconds"] == 120
+    assert d["spec"]["selector"] == {"matchLabels": {"modelreg.dev/deployment": "prod"}}
+    pod = d["spec"]["template"]
+    assert pod["metadata"]["labels"] == {
+        "modelreg.dev/deployment": "prod",
+        "app.kubernetes.io/managed-by": "modelreg",
+        "modelreg.dev/model": "fraud",
+        "modelreg.dev/version": "7",
+    }
+    model = pod["spec"]["containers"][0]
+    assert model["image"] == V7.image
+    assert model["ports"] == [{"name": "http", "containerPort": 9000, "protocol": "TCP"}]
+    assert model["env"] == [
+        {"name": "MODEL_NAME", "value": "fraud"},
+        {"name": "MODEL_VERSION", "value": "7"},
+        {"name": "MODEL_PATH", "value": "/mnt/models"},
+        {"name": "A", "value": "1"},
+    ]
+    assert model["resources"] == {"requests": {"cpu": "500m"}}
+    init = pod["spec"]["initContainers"][0]
+    assert init["image"] == "init:1"
+    assert init["args"][-2:] == ["--sha256", "b" * 64]
+    assert pod["spec"]["serviceAccountName"] == "serving"
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+
+
+def test_selector_is_stable_across_versions():
+    v8 = Serving("fraud-v8", 8, "r.io/s@sha256:" + "c" * 64, "s3://m/8.tgz", None)
+    a = deployment("prod", "ns", "fraud", SPEC, V7, "init:1")
+    b = deployment("prod", "ns", "fraud", SPEC, v8, "init:1")
+    assert a["spec"]["selector"] == b["spec"]["selector"]
+    assert "--sha256" not in b["spec"]["template"]["spec"]["initContainers"][0]["args"]
+
+
+def test_service_targets_the_named_port():
+    s = service("prod", "ns", "fraud", SPEC)
+    assert s["spec"]["ports"] == [
+        {"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP"}
+    ]
+    assert s["spec"]["selector"] == {"modelreg.dev/deployment": "prod"}

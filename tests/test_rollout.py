@@ -1,0 +1,81 @@
+import datetime as dt
+from typing import Any
+
+from modelreg.api.model_deployment import HistoryEntry, ModelDeploymentSpec, RolloutResult
+from modelreg.rollout import Candidate, choose_target, previous_good, rolled_out, rollout_failure
+
+T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def c(name: str, number: int, ok: bool = True, reason: str = "Deployable") -> Candidate:
+    return Candidate(name, number, ok, reason if ok else "NotApproved", {})
+
+
+def spec(**kw) -> ModelDeploymentSpec:
+    return ModelDeploymentSpec.model_validate({"modelRef": {"name": "m"}, **kw})
+
+
+def h(name: str, result: RolloutResult, gen: int = 1) -> HistoryEntry:
+    return HistoryEntry(name=name, number=int(name[1:]), result=result, time=T, generation=gen)
+
+
+def test_follows_the_latest_deployable_version_skipping_failed_ones():
+    versions = [c("v1", 1), c("v2", 2), c("v3", 3, ok=False)]
+    assert choose_target(spec(), versions, None, [], 1).version.name == "v2"
+    failed = [h("v2", RolloutResult.FAILED, gen=1)]
+    assert choose_target(spec(), versions, None, failed, 1).version.name == "v1"
+    # a spec change (new generation) lets it be tried again
+    assert choose_target(spec(), versions, None, failed, 2).version.name == "v2"
+
+
+def test_pinned_and_manual_targets():
+    versions = [c("v1", 1), c("v2", 2, ok=False)]
+    assert choose_target(spec(version={"number": 1}), versions, None, [], 1).version.name == "v1"
+    pinned = choose_target(spec(version={"name": "v2"}), versions, None, [], 1)
+    assert (pinned.version, pinned.reason) == (None, "VersionNotApproved")
+    missing = choose_target(spec(version={"name": "v9"}), versions, None, [], 1)
+    assert missing.reason == "VersionNotFound"
+    manual = choose_target(spec(), versions, "v1", [], 1)
+    assert manual.manual
+    assert manual.version.name == "v1"
+    assert choose_target(spec(), versions, "v2", [], 1).reason == "VersionNotApproved"
+    assert choose_target(spec(), [c("v1", 1, ok=False)], None, [], 1).reason == "NoApprovedVersion"
+
+
+def test_previous_good_is_the_newest_succeeded_and_still_deployable():
+    history = [
+        h("v3", RolloutResult.FAILED),
+        h("v2", RolloutResult.SUCCEEDED),
+        h("v1", RolloutResult.SUCCEEDED),
+    ]
+    versions = [c("v1", 1), c("v2", 2, ok=False), c("v3", 3)]
+    assert previous_good(history, versions, exclude="v3").name == "v1"
+    assert previous_good(history, [c("v1", 1, ok=False)], exclude="v3") is None
+
+
+def dep(labels_version: str, conditions=(), **status) -> dict[str, Any]:
+    return {
+        "metadata": {"generation": 2},
+        "spec": {"template": {"metadata": {"labels": {"modelreg.dev/version": labels_version}}}},
+        "status": {"observedGeneration": 2, "conditions": list(conditions), **status},
+    }
+
+
+def test_failure_detection():
+    stuck = dep(
+        "2", [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]
+    )
+    assert rollout_failure(stuck, [], 2) == "ProgressDeadlineExceeded"
+    crashing = {
+        "metadata": {"labels": {"modelreg.dev/version": "2"}},
+        "status": {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},
+    }
+    assert rollout_failure(dep("2"), [crashing], 2) == "CrashLoopBackOff"
+    # an old version's crashing pod is not this rollout's failure
+    assert rollout_failure(dep("2"), [crashing], 3) is None
+
+
+def test_rolled_out_needs_all_replicas_updated_and_available():
+    assert rolled_out(dep("2", replicas=2, updatedReplicas=2, availableReplicas=2), 2, 2)
+    assert not rolled_out(dep("2", replicas=3, updatedReplicas=2, availableReplicas=2), 2, 2)
+    assert not rolled_out(dep("1", replicas=2, updatedReplicas=2, availableReplicas=2), 2, 2)
