@@ -20,8 +20,8 @@ def mv(**annotations: str) -> dict[str, Any]:
     }
 
 
-def admit(op, new, old=None, who=ALICE, policy=POLICY):
-    return admit_version(op, new, old, who, lambda _: policy, NOW, 123)
+def admit(op, new, old=None, who=ALICE, policy=POLICY, serving=()):
+    return admit_version(op, new, old, who, lambda _: policy, NOW, 123, lambda _: list(serving))
 
 
 def test_create_records_registrant_and_refuses_system_annotations():
@@ -64,6 +64,6 @@ def test_denials_name_the_rule():
         admit("UPDATE", mv(**{ann.APPROVAL: "Approved"}), mv(), policy=None)
     with pytest.raises(Denied, match="must not be added, changed or removed"):
         admit("UPDATE", mv(**{ann.DECISIONS: "[]"}), mv())
-    deployed = {**mv(), "status": {"deployments": [{"name": "prod", "stage": "Production"}]}}
-    with pytest.raises(Denied, match="must not be archived while ModelDeployment"):
-        admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), deployed)
+    with pytest.raises(Denied, match=r"must not be archived while ModelDeployment\(s\) prod serve"):
+        admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv(), serving=["prod"])
+    assert admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv()) == {}

@@ -332,3 +332,26 @@ def test_s3_down_is_unknown_and_recovers(
     finally:
         devenv.up(dev_env.layout.root, log=lambda _: None)
     registry.wait_condition(MV, "v", "ArtifactVerified", "True", "Verified", timeout=90)
+
+
+def test_record_written_without_the_webhook_does_not_count(
+    registry: Registry, artifacts: Artifacts, registries: Registries, dev_env: Any
+) -> None:
+    """If the webhook configuration is removed, a forged record is detected and ignored."""
+    registry.model("forge", approvalPolicy=APPROVERS)
+    art, _ = artifacts.upload("forge/1")
+    registry.version("v", "forge", art, image(registries).reference, user="dana")
+    registry.wait_condition(MV, "v", "Ready", "False", "NotApproved")
+    process.stop(dev_env.layout.pidfile("operator"))
+    try:
+        registry.cluster.kubectl("delete", "mutatingwebhookconfiguration", "modelreg.dev")
+        forged = json.dumps(
+            [{"user": "alice", "decision": "Approved", "time": "2026-11-22T10:00:00Z"}]
+        )
+        registry.annotate("v", "dana", decisions=forged)  # nothing stops it now
+    finally:
+        devenv.up(dev_env.layout.root, log=lambda _: None)  # re-registers the webhook
+    c = registry.wait_condition(MV, "v", "Approved", "False", "RecordTampered")
+    assert "was not written by modelreg's admission webhook" in c["message"]
+    registry.wait_condition(MV, "v", "Ready", "False", "RecordTampered")
+    assert registry.get(MV, "v")["status"]["approval"]["decisions"] == []

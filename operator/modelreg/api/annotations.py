@@ -30,7 +30,12 @@ CREATED_AT = f"{PREFIX}/created-at"
 #: system-managed: the version number, reserved at admission in creation order
 NUMBER = f"{PREFIX}/number"
 
-SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT, NUMBER)
+#: system-managed: HMAC of the record (modelreg.record), so a forged record is detected
+SIGNATURE = f"{PREFIX}/record-signature"
+
+#: what the signature covers
+SIGNED = (REGISTERED_BY, NUMBER, DECISIONS)
+SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT, NUMBER, SIGNATURE)
 
 _DECISIONS = TypeAdapter(list[ApprovalDecision])
 

@@ -20,6 +20,8 @@ from modelreg.approval import Requester, denial
 
 Obj = Mapping[str, Any]
 PolicyLookup = Callable[[str], ApprovalPolicy | None]
+#: the names of the ModelDeployments that serve a version now (by version name)
+ServingLookup = Callable[[str], list[str]]
 
 
 class Denied(Exception):
@@ -38,6 +40,7 @@ def admit_version(
     policy_of: PolicyLookup,
     now: dt.datetime,
     created_ns: int,
+    serving: ServingLookup = lambda _: [],
 ) -> dict[str, str | None]:
     """The annotation changes to make to ``new`` (None removes); raises :class:`Denied`."""
     new_ann, old_ann = _annotations(new), _annotations(old)
@@ -61,12 +64,13 @@ def admit_version(
             )
     changes: dict[str, str | None] = {}
     if ann.is_archived(new_ann) and not ann.is_archived(old_ann):
-        serving = [d.get("name") for d in (old or {}).get("status", {}).get("deployments", [])]
-        if serving:
+        # asked of the ModelDeployments themselves: the version's status.deployments is
+        # derived from them and may lag behind a rollout that just happened
+        serving_now = serving(name)
+        if serving_now:
             raise Denied(
                 f"ModelVersion {name} must not be archived while ModelDeployment(s) "
-                f"{', '.join(map(str, serving))} serve it: point them at another "
-                "version first"
+                f"{', '.join(serving_now)} serve it: point them at another version first"
             )
     if ann.APPROVAL not in new_ann:
         return changes

@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import kopf
 
+from modelreg import record
 from modelreg.api import annotations as ann
 from modelreg.api.base import GROUP, VERSION
 from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
@@ -26,6 +27,7 @@ from modelreg.verify.artifacts import StoreConfig
 
 _kube: Kube | None = None
 _stores = StoreConfig.from_env()
+_record_key = record.key_from_env()
 
 
 def kube() -> Kube:
@@ -79,6 +81,17 @@ def _policy_lookup(namespace: str) -> admission.PolicyLookup:
     return lookup
 
 
+def _serving_lookup(namespace: str) -> admission.ServingLookup:
+    def lookup(version: str) -> list[str]:
+        return sorted(
+            md["metadata"]["name"]
+            for md in kube().list_objects("modeldeployments", namespace)
+            if ((md.get("status") or {}).get("currentVersion") or {}).get("name") == version
+        )
+
+    return lookup
+
+
 @kopf.on.mutate(
     GROUP,
     VERSION,
@@ -107,17 +120,38 @@ def record_decisions(
             _policy_lookup(namespace or ""),
             dt.datetime.now(dt.UTC).replace(microsecond=0),
             time.time_ns(),
+            _serving_lookup(namespace or ""),
         )
     except admission.Denied as e:
         raise kopf.AdmissionError(str(e), code=403) from e
+    model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
-        model = (body.get("spec") or {}).get("modelRef", {}).get("name")
         reserved = reserve(kube(), namespace or "", model) if model else None
         if reserved is not None:
             # the creation stamp is taken with the number, so both give the same order
             changes[ann.NUMBER], changes[ann.CREATED_AT] = str(reserved[0]), str(reserved[1])
+    if _record_key is not None and any(k in changes for k in ann.SIGNED):
+        merged = {**(body.get("metadata", {}).get("annotations") or {}), **changes}
+        final = {k: v for k, v in merged.items() if v is not None}
+        changes[ann.SIGNATURE] = record.sign(_record_key, namespace or "", model, final)
     for key, value in changes.items():
         patch.metadata.annotations[key] = value
+    if ann.DECISIONS in changes and not kwargs.get("dryrun"):
+        decision = ann.decisions({ann.DECISIONS: str(changes[ann.DECISIONS])})[-1]
+        kwargs["logger"].info(
+            f"{decision.decision} by {decision.user}",
+            extra={
+                "user": decision.user,
+                "decision": str(decision.decision),
+                "comment": decision.comment,
+                "reason": f"Version{decision.decision}Recorded",
+            },
+        )
+    elif kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
+        kwargs["logger"].info(
+            f"registered by {requester.user}",
+            extra={"user": requester.user, "reason": "VersionRegistered"},
+        )
 
 
 # --- ModelVersion ----------------------------------------------------------------------------
@@ -133,7 +167,7 @@ def _post(body: kopf.Body, events: list[tuple[str, str, str]], logger: kopf.Logg
 @kopf.on.create(GROUP, VERSION, "modelversions")
 @kopf.on.update(GROUP, VERSION, "modelversions", field="metadata.annotations")
 def version(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
-    outcome = reconcile_version(kube(), dict(body), _stores)
+    outcome = reconcile_version(kube(), dict(body), _stores, _record_key)
     meta = body["metadata"]
     if outcome.status is not None:
         kube().patch_status("modelversions", meta["namespace"], meta["name"], outcome.status)
@@ -174,7 +208,7 @@ def registered_model(
     for mv in kube().versions_of(namespace, name):
         if reason == "create" and _ready_reason(mv) != "ModelNotFound":
             continue
-        outcome = reconcile_version(kube(), mv, _stores)
+        outcome = reconcile_version(kube(), mv, _stores, _record_key)
         if outcome.status is not None:
             kube().patch_status("modelversions", namespace, mv["metadata"]["name"], outcome.status)
         _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)

@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelreg import approval, conditions
+from modelreg import approval, conditions, record
 from modelreg.api import annotations as ann
 from modelreg.api.base import Condition, ConditionStatus, VersionRef
 from modelreg.api.model_version import (
@@ -58,7 +58,9 @@ def _apply(conds: list[Condition], type_: str, v: Verdict, gen: int | None) -> l
     return conditions.set_condition(conds, type_, v.status, v.reason, v.message, gen, _now())
 
 
-def reconcile_version(kube: Kube, body: dict[str, Any], stores: StoreConfig) -> Outcome:
+def reconcile_version(
+    kube: Kube, body: dict[str, Any], stores: StoreConfig, record_key: bytes | None = None
+) -> Outcome:
     meta = body["metadata"]
     namespace, name, gen = meta["namespace"], meta["name"], meta.get("generation")
     annotations = meta.get("annotations") or {}
@@ -134,6 +136,20 @@ def reconcile_version(kube: Kube, body: dict[str, Any], stores: StoreConfig) -> 
         if v.retry:
             retry.append(v.message)
 
+    if not record.verify(record_key, namespace, spec.model_ref.name, annotations):
+        # written while the webhook was not there to check it: nothing in it counts
+        status.registered_by = None
+        status.approval = Approval(state=ApprovalState.PENDING, required=policy.required_approvals)
+        msg = (
+            "the approval record (modelreg.dev/decisions, registered-by, number) was not "
+            "written by modelreg's admission webhook; it is ignored. Re-register the "
+            "version, or have the approvals given again"
+        )
+        conds = conditions.set_condition(conds, APPROVED, FALSE, "RecordTampered", msg, gen, _now())
+        status.conditions = conditions.set_condition(
+            conds, READY, FALSE, "RecordTampered", msg, gen, _now()
+        )
+        return _finish(old, status, ("Warning", "RecordTampered", msg), retry=retry)
     decisions = ann.decisions(annotations)
     result = approval.evaluate(policy, decisions, spec.metrics)
     status.approval = Approval(

@@ -63,21 +63,26 @@ class Secrets:
     s3_secret_key: str
     registry_user: str
     registry_password: str
+    #: the operator's key for signing the approval record (modelreg.record)
+    record_key: str
 
     @classmethod
     def load_or_create(cls, layout: Layout) -> Secrets:
         path = layout.pki / "secrets.json"
-        if path.exists():
-            return cls(**json.loads(path.read_text()))
-        created = cls(
-            tokens=identities.new_tokens(),
-            s3_access_key="modelreg-" + secrets.token_hex(4),
-            s3_secret_key=secrets.token_urlsafe(24),
-            registry_user="modelreg",
-            registry_password=secrets.token_urlsafe(18),
-        )
-        _write_private(path, json.dumps(created.__dict__, indent=2))
-        return created
+        fresh = {
+            "tokens": identities.new_tokens(),
+            "s3_access_key": "modelreg-" + secrets.token_hex(4),
+            "s3_secret_key": secrets.token_urlsafe(24),
+            "registry_user": "modelreg",
+            "registry_password": secrets.token_urlsafe(18),
+            "record_key": secrets.token_urlsafe(32),
+        }
+        saved = json.loads(path.read_text()) if path.exists() else {}
+        # keep what exists (data directories depend on it); add what newer versions need
+        values = {**fresh, **{k: v for k, v in saved.items() if k in fresh}}
+        if values != saved:
+            _write_private(path, json.dumps(values, indent=2))
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -140,7 +145,8 @@ class Environment:
             case "registry" | "private-registry":
                 return components.registry(t, lay, name)
             case "operator":
-                return components.operator(lay, p, self.env_vars())
+                env = {**self.env_vars(), "MODELREG_RECORD_KEY": self.secrets.record_key}
+                return components.operator(lay, p, env)
         raise KeyError(name)
 
     # --- health --------------------------------------------------------------------------
