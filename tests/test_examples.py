@@ -33,22 +33,15 @@ def test_examples_register_and_deploy_after_approval(
         "modelversion/fraud-detector-v1",
         "registeredmodel/fraud-detector",
     )
-    seeded = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "seed-examples.py")],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert seeded.returncode == 0, seeded.stderr
-    again = subprocess.run(
-        [sys.executable, str(REPO / "hack" / "seed-examples.py")],
-        env=env,
-        check=False,
-        capture_output=True,
-        text=True,
-    )
-    assert again.returncode == 0, again.stderr  # hack/up.sh may run any number of times
+    for _ in range(2):  # hack/up.sh may run any number of times
+        seeded = subprocess.run(
+            [sys.executable, str(REPO / "hack" / "seed-examples.py")],
+            env=env,
+            check=False,
+            capture_output=True,
+            text=True,
+        )
+        assert seeded.returncode == 0, seeded.stderr
     registry = Registry(cluster, "ml-demo")
     mv = registry.wait_condition(
         "modelversions", "fraud-detector-v1", "Ready", "False", "NotApproved"

@@ -39,6 +39,16 @@ def deployment(registry: Registry, **spec: Any) -> Any:
     return registry.create(MD, "ModelDeployment", "serve", {"modelRef": {"name": "m"}, **spec})
 
 
+def v1_then_v2_served(registry: Registry, artifacts: Artifacts, registries: Registries) -> None:
+    """Model m with a deployment that served v1 and now serves v2 (both rolled out here)."""
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    ready_version(registry, artifacts, registries, "v2", "m")
+    served(registry, "v2")
+
+
 def apps(registry: Registry) -> kubernetes.client.AppsV1Api:
     return kubernetes.client.AppsV1Api(registry.cluster.api())
 
@@ -182,12 +192,7 @@ def test_crashing_pods_roll_back(
 def test_revocation_rolls_back_then_scales_to_zero(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:
-    registry.model("m")
-    ready_version(registry, artifacts, registries, "v1", "m")
-    deployment(registry)
-    served(registry, "v1")
-    ready_version(registry, artifacts, registries, "v2", "m")
-    served(registry, "v2")
+    v1_then_v2_served(registry, artifacts, registries)
 
     registry.reject("v2", "bob", "bias found")
     c = registry.wait_condition(MD, "serve", "RolledBack", "True", "ApprovalRevoked")
@@ -203,12 +208,7 @@ def test_revocation_rolls_back_then_scales_to_zero(
 def test_manual_rollback_and_archiving(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:
-    registry.model("m")
-    ready_version(registry, artifacts, registries, "v1", "m")
-    deployment(registry)
-    served(registry, "v1")
-    ready_version(registry, artifacts, registries, "v2", "m")
-    served(registry, "v2")
+    v1_then_v2_served(registry, artifacts, registries)
 
     registry.api().patch_namespaced_custom_object(
         "modelreg.dev",

@@ -11,10 +11,8 @@ import kubernetes
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from modelreg import devenv
-from modelreg.devenv import process
 from tests.support.cluster import Registries
-from tests.support.modelreg import Artifacts, Registry, denied, image, wait_for
+from tests.support.modelreg import Artifacts, Registry, denied, image, stopped, wait_for
 
 pytestmark = pytest.mark.cluster
 MV = "modelversions"
@@ -305,14 +303,10 @@ def test_numbers_continue_across_an_operator_restart(
     img = image(registries).reference
     registry.version("a", "restart", art, img)
     wait_for("a numbered", lambda: (registry.get(MV, "a").get("status") or {}).get("number"))
-    process.stop(dev_env.layout.pidfile("operator"))
-    try:
+    with stopped(dev_env, "operator"), pytest.raises(ApiException) as refused:
         # no operator means no admission webhook: creates fail closed rather than go unrecorded
-        with pytest.raises(ApiException) as refused:
-            registry.version("b", "restart", art, img)
-        assert 'failed calling webhook \\"approval-record.modelreg.dev\\"' in refused.value.body
-    finally:
-        devenv.up(dev_env.layout.root, log=lambda _: None)
+        registry.version("b", "restart", art, img)
+    assert 'failed calling webhook \\"approval-record.modelreg.dev\\"' in refused.value.body
     registry.version("b", "restart", art, img)
     wait_for("b numbered 2", lambda: (registry.get(MV, "b").get("status") or {}).get("number") == 2)
 
@@ -323,14 +317,11 @@ def test_s3_down_is_unknown_and_recovers(
     registry.model("outage")
     art, _ = artifacts.upload("outage/1")
     img = image(registries).reference
-    process.stop(dev_env.layout.pidfile("minio"))
-    try:
+    with stopped(dev_env, "minio"):
         registry.version("v", "outage", art, img)
         c = registry.wait_condition(MV, "v", "ArtifactVerified", "Unknown", "StoreUnreachable")
         assert "cannot reach" in c["message"]
         registry.wait_condition(MV, "v", "Ready", "Unknown", "VerificationPending")
-    finally:
-        devenv.up(dev_env.layout.root, log=lambda _: None)
     registry.wait_condition(MV, "v", "ArtifactVerified", "True", "Verified", timeout=90)
 
 
@@ -342,15 +333,12 @@ def test_record_written_without_the_webhook_does_not_count(
     art, _ = artifacts.upload("forge/1")
     registry.version("v", "forge", art, image(registries).reference, user="dana")
     registry.wait_condition(MV, "v", "Ready", "False", "NotApproved")
-    process.stop(dev_env.layout.pidfile("operator"))
-    try:
+    with stopped(dev_env, "operator"):  # restarting it re-registers the webhook
         registry.cluster.kubectl("delete", "mutatingwebhookconfiguration", "modelreg.dev")
         forged = json.dumps(
             [{"user": "alice", "decision": "Approved", "time": "2026-11-22T10:00:00Z"}]
         )
         registry.annotate("v", "dana", decisions=forged)  # nothing stops it now
-    finally:
-        devenv.up(dev_env.layout.root, log=lambda _: None)  # re-registers the webhook
     c = registry.wait_condition(MV, "v", "Approved", "False", "RecordTampered")
     assert "was not written by modelreg's admission webhook" in c["message"]
     registry.wait_condition(MV, "v", "Ready", "False", "RecordTampered")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,3 +156,17 @@ def image(
     registries: Registries, path: str = "serving/sklearn", tag: str = "1.0", private: bool = False
 ) -> PushedImage:
     return registries.push(path, tag, private=private)
+
+
+@contextmanager
+def stopped(dev_env: Any, component: str) -> Iterator[None]:
+    """Stop a component of the test environment for the block; start it again afterwards
+    (``modelreg dev up`` restarts whatever is missing)."""
+    from modelreg import devenv
+    from modelreg.devenv import process
+
+    process.stop(dev_env.layout.pidfile(component))
+    try:
+        yield
+    finally:
+        devenv.up(dev_env.layout.root, log=lambda _: None)
