@@ -277,3 +277,26 @@ def test_hand_edits_and_deletions_are_repaired(
             == img.pinned
         ),
     )
+
+
+def test_revocation_during_a_rollout_rolls_back(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)  # 600 s deadline: v2 stays mid-rollout until revoked
+    served(registry, "v1")
+    ready_version(registry, artifacts, registries, "v2", "m", path="serving/model-unready")
+    wait_for(
+        "v2 rolling out",
+        lambda: (
+            (registry.get(MD, "serve").get("status") or {}).get("currentVersion", {}).get("name")
+            == "v2"
+        ),
+    )
+    registry.reject("v2", "bob", "revoked mid-rollout")
+    c = registry.wait_condition(MD, "serve", "RolledBack", "True", "ApprovalRevoked")
+    assert "v2 is no longer deployable" in c["message"]
+    served(registry, "v1")
+    dep = apps(registry).read_namespaced_deployment("serve", registry.namespace)
+    assert dep.spec.template.metadata.labels["modelreg.dev/version"] == "1"

@@ -103,3 +103,35 @@ def test_image_resolution_anonymous_and_private(registries: Registries) -> None:
 def test_unreachable_registry_is_unknown() -> None:
     v = resolve_image("127.0.0.1:9/serving/x:1", timeout=1)
     assert (v.status, v.reason) == (UNKNOWN, "RegistryUnreachable")
+
+
+def test_https_style_artifact_head_get_and_hash(tmp_path: Any) -> None:
+    """verify_https against a real HTTP server on 127.0.0.1 (the same code path as https)."""
+    import functools
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    data = os.urandom(10_000)
+    (tmp_path / "model.bin").write_bytes(data)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(Quiet, directory=str(tmp_path))
+    )
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    config = StoreConfig(max_hash_bytes=1024 * 1024)
+    try:
+        with httpx.Client(timeout=5) as client:
+            ok = verify_https(client, f"{base}/model.bin", hashlib.sha256(data).hexdigest(), config)
+            assert (ok.status, ok.details["sizeBytes"]) == (TRUE, 10_000)
+            bad = verify_https(client, f"{base}/model.bin", "0" * 64, config)
+            assert (bad.status, bad.reason) == (FALSE, "ChecksumMismatch")
+            gone = verify_https(client, f"{base}/nope.bin", None, config)
+            assert (gone.status, gone.reason) == (FALSE, "ArtifactNotFound")
+    finally:
+        server.shutdown()
+        server.server_close()
