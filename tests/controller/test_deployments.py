@@ -49,6 +49,18 @@ def v1_then_v2_served(registry: Registry, artifacts: Artifacts, registries: Regi
     served(registry, "v2")
 
 
+def rollback_to(registry: Registry, version: str | None) -> None:
+    """Set (or with None, remove) the manual rollback annotation of the deployment."""
+    registry.api().patch_namespaced_custom_object(
+        "modelreg.dev",
+        "v1alpha1",
+        registry.namespace,
+        MD,
+        "serve",
+        {"metadata": {"annotations": {"modelreg.dev/rollback-to": version}}},
+    )
+
+
 def apps(registry: Registry) -> kubernetes.client.AppsV1Api:
     return kubernetes.client.AppsV1Api(registry.cluster.api())
 
@@ -210,14 +222,7 @@ def test_manual_rollback_and_archiving(
 ) -> None:
     v1_then_v2_served(registry, artifacts, registries)
 
-    registry.api().patch_namespaced_custom_object(
-        "modelreg.dev",
-        "v1alpha1",
-        registry.namespace,
-        MD,
-        "serve",
-        {"metadata": {"annotations": {"modelreg.dev/rollback-to": "v1"}}},
-    )
+    rollback_to(registry, "v1")
     registry.wait_condition(MD, "serve", "RolledBack", "True", "Manual")
     served(registry, "v1")
     # a deployed version cannot be archived
@@ -226,14 +231,7 @@ def test_manual_rollback_and_archiving(
     registry.annotate("v2", "dana", archived="true")
     registry.wait_condition(MV, "v2", "Ready", "False", "Archived")
     # releasing the hold does not bring back the archived version
-    registry.api().patch_namespaced_custom_object(
-        "modelreg.dev",
-        "v1alpha1",
-        registry.namespace,
-        MD,
-        "serve",
-        {"metadata": {"annotations": {"modelreg.dev/rollback-to": None}}},
-    )
+    rollback_to(registry, None)
     served(registry, "v1")
     assert registry.get(MV, "v2")["status"]["stage"] == "Archived"
 

@@ -452,15 +452,7 @@ def _start_control_plane(env: Environment, log: Log) -> None:
 def _bootstrap_api(env: Environment) -> None:
     """Objects the cluster needs before KWOK starts: Stage CRD and stages, nodes, RBAC."""
     m = env.tools.kwok_manifests
-    env.kubectl(
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "--field-manager=modelreg-dev",
-        "-f",
-        str(m / "kwok.x-k8s.io_stages.yaml"),
-    )
-    env.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/stages.kwok.x-k8s.io")
+    _apply_crd_files(env, [m / "kwok.x-k8s.io_stages.yaml"])
 
     def load(name: str) -> dict[str, Any]:
         doc: dict[str, Any] = yaml.safe_load((m / name).read_text())
@@ -475,22 +467,26 @@ def _bootstrap_api(env: Environment) -> None:
     env.apply(manifests.demo_namespace_objects())
 
 
-def _apply_crds(env: Environment) -> None:
-    crds = source_dir() / "crds"
+def _apply_crd_files(env: Environment, files: list[Path]) -> None:
+    """Apply CustomResourceDefinition manifests and wait for them to be Established."""
     env.kubectl(
         "apply",
         "--server-side",
         "--force-conflicts",
         "--field-manager=modelreg-dev",
-        "-f",
-        str(crds),
+        *[f"--filename={f}" for f in files],
     )
-    env.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        *[f"crd/{p.name.removesuffix('.yaml')}" for p in sorted(crds.glob("*.yaml"))],
-    )
+    names = [
+        f"crd/{doc['metadata']['name']}"
+        for f in files
+        for doc in yaml.safe_load_all(f.read_text())
+        if doc
+    ]
+    env.kubectl("wait", "--for=condition=Established", "--timeout=60s", *names)
+
+
+def _apply_crds(env: Environment) -> None:
+    _apply_crd_files(env, sorted((source_dir() / "crds").glob("*.yaml")))
 
 
 def _wait_for_nodes(env: Environment) -> None:
