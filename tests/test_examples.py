@@ -20,8 +20,11 @@ REPO = Path(__file__).resolve().parent.parent
 def test_examples_register_and_deploy_after_approval(
     cluster: Cluster, dev_env: Any, modelreg_crds: list[str]
 ) -> None:
-    tools = os.pathsep.join(dict.fromkeys(str(p.parent) for p in dev_env.tools.path.values()))
-    env = {**os.environ, **cluster.env, "PATH": f"{tools}{os.pathsep}{os.environ['PATH']}"}
+    env = {
+        **os.environ,
+        **cluster.env,
+        "PATH": f"{dev_env.tools.bin_path}{os.pathsep}{os.environ['PATH']}",
+    }
     # start from nothing, also when the test environment is kept between runs
     cluster.kubectl(
         "delete",

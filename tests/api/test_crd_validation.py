@@ -29,20 +29,6 @@ def version(**spec: Any) -> dict[str, Any]:
     }
 
 
-def dry_run(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> str:
-    r = cluster.kubectl(
-        "apply",
-        "--dry-run=server",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=yaml.safe_dump(obj),
-        check=False,
-    )
-    return r.stderr if r.returncode != 0 else ""
-
-
 @pytest.mark.usefixtures("modelreg_crds")
 @pytest.mark.parametrize(
     ("change", "field", "message"),
@@ -99,14 +85,14 @@ def test_invalid_model_version_is_rejected_with_what_to_fix(
             obj["spec"][key] = {**obj["spec"][key], **value}
         else:
             obj["spec"][key] = value
-    error = dry_run(cluster, namespace, obj)
+    error = cluster.dry_run(namespace, obj)
     assert field in error, error
     assert message in error, error
 
 
 @pytest.mark.usefixtures("modelreg_crds")
 def test_valid_model_version_is_accepted_and_defaulted(cluster: Cluster, namespace: str) -> None:
-    assert dry_run(cluster, namespace, version()) == ""
+    assert cluster.dry_run(namespace, version()) == ""
     cluster.kubectl(
         "apply",
         "-n",
@@ -226,7 +212,7 @@ def test_invalid_model_and_deployment_are_rejected(
         "metadata": {"name": name},
         "spec": spec,
     }
-    error = dry_run(cluster, namespace, obj)
+    error = cluster.dry_run(namespace, obj)
     assert message in error, error
 
 

@@ -142,7 +142,7 @@ def test_version_waits_for_its_model(
     assert "does not exist" in c["message"]
     registry.model("late-model")
     registry.wait_condition(MV, "early", "ArtifactVerified", "True")
-    assert registry.get(MV, "early")["status"]["number"] == 1
+    assert registry.number("early") == 1
 
 
 def test_who_may_decide(registry: Registry, artifacts: Artifacts, registries: Registries) -> None:
@@ -290,9 +290,7 @@ def test_fifty_concurrent_creates_get_distinct_numbers_in_creation_order(
         "modelreg.dev", "v1alpha1", registry.namespace, MV, "many-49"
     )
     create(99)
-    wait_for(
-        "number 51", lambda: (registry.get(MV, "many-99").get("status") or {}).get("number") == 51
-    )
+    wait_for("number 51", lambda: registry.number("many-99") == 51)
 
 
 def test_numbers_continue_across_an_operator_restart(
@@ -302,13 +300,13 @@ def test_numbers_continue_across_an_operator_restart(
     art, _ = artifacts.upload("restart/1")
     img = image(registries).reference
     registry.version("a", "restart", art, img)
-    wait_for("a numbered", lambda: (registry.get(MV, "a").get("status") or {}).get("number"))
+    wait_for("a numbered", lambda: registry.number("a"))
     with stopped(dev_env, "operator"), pytest.raises(ApiException) as refused:
         # no operator means no admission webhook: creates fail closed rather than go unrecorded
         registry.version("b", "restart", art, img)
     assert 'failed calling webhook \\"approval-record.modelreg.dev\\"' in refused.value.body
     registry.version("b", "restart", art, img)
-    wait_for("b numbered 2", lambda: (registry.get(MV, "b").get("status") or {}).get("number") == 2)
+    wait_for("b numbered 2", lambda: registry.number("b") == 2)
 
 
 def test_s3_down_is_unknown_and_recovers(

@@ -159,19 +159,9 @@ def test_users_authenticate_with_their_groups(cluster: Cluster) -> None:
 def test_server_side_dry_run_rejects_invalid_objects(cluster: Cluster, namespace: str) -> None:
     bad = deployment("bad", "x:1")
     bad["spec"]["replicas"] = -1
-    r = cluster.kubectl(
-        "apply",
-        "--dry-run=server",
-        "-n",
-        namespace,
-        "-f",
-        "-",
-        stdin=yaml.safe_dump(bad),
-        check=False,
-    )
-    assert r.returncode != 0
-    assert "spec.replicas" in r.stderr
-    assert "greater than or equal to 0" in r.stderr
+    error = cluster.dry_run(namespace, bad)
+    assert "spec.replicas" in error
+    assert "greater than or equal to 0" in error
     # nothing was created
     assert cluster.kubectl("get", "deployments", "-n", namespace, "-o", "name").stdout == ""
 
@@ -223,12 +213,9 @@ def test_crd_schema_and_cel_rules_are_enforced(cluster: Cluster, namespace: str)
                 }
             )
 
-        r = cluster.kubectl(
-            "apply", "--dry-run=server", "-n", namespace, "-f", "-", stdin=widget(0), check=False
-        )
-        assert r.returncode != 0
-        assert "spec.size" in r.stderr
-        assert "should be greater than or equal to 1" in r.stderr
+        error = cluster.dry_run(namespace, yaml.safe_load(widget(0)))
+        assert "spec.size" in error
+        assert "should be greater than or equal to 1" in error
         cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=widget(1))
         r = cluster.kubectl("apply", "-n", namespace, "-f", "-", stdin=widget(2), check=False)
         assert r.returncode != 0

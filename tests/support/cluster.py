@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import kubernetes
+import yaml
 
 from modelreg.devenv.identities import PEOPLE
 
@@ -86,6 +87,21 @@ class Cluster:
                 f"kubectl {' '.join(args)} as {user} failed ({result.returncode}): {result.stderr}"
             )
         return result
+
+    def dry_run(self, namespace: str, obj: dict[str, Any], user: str = "admin") -> str:
+        """The API server's error for ``obj`` on a server-side dry run ("" if accepted)."""
+        r = self.kubectl(
+            "apply",
+            "--dry-run=server",
+            "-n",
+            namespace,
+            "-f",
+            "-",
+            user=user,
+            stdin=yaml.safe_dump(obj),
+            check=False,
+        )
+        return r.stderr if r.returncode != 0 else ""
 
     def close(self) -> None:
         for c in self._clients.values():

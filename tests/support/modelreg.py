@@ -82,6 +82,11 @@ class Registry:
     def get(self, plural: str, name: str) -> Any:
         return self.api().get_namespaced_custom_object(GROUP, VERSION, self.namespace, plural, name)
 
+    def number(self, name: str) -> int | None:
+        """The version number the operator recorded in the version's status, if any."""
+        number = (self.get("modelversions", name).get("status") or {}).get("number")
+        return int(number) if number else None
+
     def annotate(self, name: str, user: str, **values: str | None) -> Any:
         patch = {
             "metadata": {

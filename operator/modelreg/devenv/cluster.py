@@ -334,12 +334,11 @@ def _write_configs(env: Environment) -> None:
             yaml.safe_dump(manifests.registry_config(port, str(storage), auth))
         )
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.env_vars().items())
-    tool_dirs = os.pathsep.join(dict.fromkeys(str(p.parent) for p in env.tools.path.values()))
     _write_private(
         lay.env_sh,
         "# modelreg local environment: source me (`. .dev/env.sh`)\n"
         + exports
-        + f'export PATH={shlex.quote(tool_dirs)}:"$PATH"\n',
+        + f'export PATH={shlex.quote(env.tools.bin_path)}:"$PATH"\n',
     )
 
 

@@ -64,13 +64,3 @@ def token_file(tokens: Mapping[str, str], identities: tuple[Identity, ...] = ALL
             line += ',"' + ",".join(i.groups) + '"'
         lines.append(line)
     return "\n".join(lines) + "\n"
-
-
-def parse_token_file(text: str) -> dict[str, str]:
-    """The user -> token map of a file written by :func:`token_file`."""
-    tokens = {}
-    for line in text.splitlines():
-        if line.strip():
-            token, user = line.split(",", 2)[:2]
-            tokens[user] = token
-    return tokens

@@ -51,10 +51,9 @@ class Tools:
         return str(self.path[name])
 
     @property
-    def path_env(self) -> str:
-        """A PATH with the tool directories first."""
-        dirs = dict.fromkeys(str(p.parent) for p in self.path.values())
-        return os.pathsep.join([*dirs, os.environ.get("PATH", "")])
+    def bin_path(self) -> str:
+        """The tool directories as a PATH fragment (to put in front of $PATH)."""
+        return os.pathsep.join(dict.fromkeys(str(p.parent) for p in self.path.values()))
 
 
 def ensure_tools(build: bool = True, quiet: bool = False) -> Tools:
