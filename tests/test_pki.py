@@ -56,3 +56,25 @@ def test_service_account_keys_are_a_matching_rsa_pair():
     private = serialization.load_pem_private_key(pair.key_pem, password=None)
     public = serialization.load_pem_public_key(pair.cert_pem)
     assert private.public_key().public_numbers() == public.public_numbers()
+
+
+def test_split_names_separates_ip_addresses() -> None:
+    assert pki.split_names(("svc.ns.svc", "127.0.0.1", "::1")) == (
+        ("svc.ns.svc",),
+        ("127.0.0.1", "::1"),
+    )
+
+
+def test_serves_checks_issuer_names_key_and_remaining_validity() -> None:
+    now = dt.datetime.now(dt.UTC)
+    year = dt.timedelta(days=365)
+    ca, other_ca = pki.new_ca("ca"), pki.new_ca("other")
+    names = ("svc.ns.svc", "127.0.0.1")
+    leaf = pki.issue(ca, "svc", dns_names=("svc.ns.svc",), ip_addresses=("127.0.0.1",))
+    assert pki.serves(leaf, ca.cert_pem, names, now, year)
+    assert not pki.serves(leaf, other_ca.cert_pem, names, now, year)
+    assert not pki.serves(leaf, ca.cert_pem, (*names, "svc.other.svc"), now, year)
+    assert not pki.serves(leaf, ca.cert_pem, names, now, dt.timedelta(days=3700))
+    mismatched = pki.KeyPair(leaf.cert_pem, pki.issue(ca, "x").key_pem)
+    assert not pki.serves(mismatched, ca.cert_pem, names, now, year)
+    assert not pki.serves(pki.KeyPair(b"garbage", b"garbage"), ca.cert_pem, names, now, year)

@@ -19,6 +19,16 @@ from modelreg.api.base import GROUP, VERSION
 Obj = dict[str, Any]
 
 
+def load_client() -> kubernetes.client.ApiClient:
+    """A client configured in-cluster (service account) or else from the kubeconfig, for
+    the moments before kopf has logged in (start-up)."""
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException:
+        kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+    return kubernetes.client.ApiClient()
+
+
 class Conflict(Exception):
     """The object changed since it was read (HTTP 409)."""
 

@@ -7,6 +7,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -125,3 +126,38 @@ def new_service_account_keys() -> KeyPair:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     return KeyPair(public, _key_pem(key))
+
+
+def split_names(names: tuple[str, ...]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """``names`` as (DNS names, IP addresses), for :func:`issue`."""
+    dns, ips = [], []
+    for name in names:
+        try:
+            ipaddress.ip_address(name)
+        except ValueError:
+            dns.append(name)
+        else:
+            ips.append(name)
+    return tuple(dns), tuple(ips)
+
+
+def serves(
+    pair: KeyPair, ca_pem: bytes, names: tuple[str, ...], now: dt.datetime, margin: dt.timedelta
+) -> bool:
+    """Whether ``pair`` is a server certificate issued by ``ca_pem`` for every one of
+    ``names``, with its key, valid now and for at least ``margin`` more."""
+    try:
+        cert = x509.load_pem_x509_certificate(pair.cert_pem)
+        ca_cert = x509.load_pem_x509_certificate(ca_pem)
+        cert.verify_directly_issued_by(ca_cert)
+        key = serialization.load_pem_private_key(pair.key_pem, password=None)
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, TypeError, x509.ExtensionNotFound, InvalidSignature):
+        return False
+    if key.public_key() != cert.public_key():
+        return False
+    covered = set(sans.get_values_for_type(x509.DNSName))
+    covered |= {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)}
+    if not set(names) <= covered:
+        return False
+    return cert.not_valid_before_utc <= now and now + margin < cert.not_valid_after_utc

@@ -11,14 +11,17 @@ import yaml
 
 from modelreg.api import GROUP, crd
 
-CRDS = Path(__file__).resolve().parents[2] / "crds"
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / "crds"
 
 
+@pytest.mark.parametrize("out", crd.OUTPUTS)
 @pytest.mark.parametrize("kind", crd.KINDS, ids=lambda k: k.kind)
-def test_checked_in_crd_matches_the_models(kind: crd.Kind) -> None:
-    path = CRDS / f"{kind.plural}.{GROUP}.yaml"
+def test_checked_in_crd_matches_the_models(kind: crd.Kind, out: str) -> None:
+    path = REPO / out / f"{kind.plural}.{GROUP}.yaml"
+    assert path.exists(), f"{path} is missing: run `python -m modelreg.api.crd`"
     assert path.read_text() == crd.render(kind), (
-        f"{path} is out of date: run `python -m modelreg.api.crd crds`"
+        f"{path} is out of date: run `python -m modelreg.api.crd`"
     )
 
 

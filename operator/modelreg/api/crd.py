@@ -290,6 +290,11 @@ def write_all(directory: Path) -> list[Path]:
     return written
 
 
+#: Where the CRDs are checked in: for `kubectl apply`, and in the Helm chart (which adds its
+#: labels and the keep policy when it renders them).
+OUTPUTS = ("crds", "charts/modelreg/files/crds")
+
 if __name__ == "__main__":
-    for p in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "crds")):
-        print(p)
+    for out in sys.argv[1:] or OUTPUTS:
+        for p in write_all(Path(out)):
+            print(p)

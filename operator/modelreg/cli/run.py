@@ -25,12 +25,20 @@ import click
     show_default=True,
     help="Coordinate several replicas with kopf peering (needs kopf's peering CRDs).",
 )
+@click.option(
+    "--metrics",
+    default="",
+    metavar="HOST:PORT",
+    help="Serve Prometheus metrics on /metrics at this address (e.g. 0.0.0.0:8080). Default: off.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Debug logging.")
-def run(namespaces: tuple[str, ...], liveness: str, peering: bool, verbose: bool) -> None:
+def run(
+    namespaces: tuple[str, ...], liveness: str, peering: bool, metrics: str, verbose: bool
+) -> None:
     """Run the modelreg operator (watches RegisteredModels, ModelVersions, ModelDeployments).
 
     Configured by environment: MODELREG_S3_ENDPOINT and AWS_* for artifact checks,
-    MODELREG_WEBHOOK_* for the admission webhooks. Logs are JSON lines.
+    MODELREG_WEBHOOK_* for the admission webhooks (see controller/settings.py). Logs are JSON lines.
 
     \b
     Example:
@@ -39,6 +47,10 @@ def run(namespaces: tuple[str, ...], liveness: str, peering: bool, verbose: bool
     import kopf
 
     import modelreg.controller.handlers  # noqa: F401 (registers the handlers)
+    from modelreg.metrics import serve
+
+    if metrics:
+        serve(metrics)
 
     kopf.configure(
         verbose=verbose, debug=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object"

@@ -7,22 +7,25 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
 from typing import Any, cast
 
 import kopf
+import kubernetes
 
 from modelreg import record
 from modelreg.api import annotations as ann
 from modelreg.api.base import GROUP, VERSION
 from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
 from modelreg.approval import Requester
-from modelreg.controller import admission
+from modelreg.controller import admission, bootstrap
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.numbering import reserve
 from modelreg.controller.settings import WebhookSettings
 from modelreg.controller.versions import reconcile_version, summarize_model
-from modelreg.kube import Kube
+from modelreg.kube import Kube, load_client
+from modelreg.metrics import ADMISSION_REVIEWS, EVENTS
 from modelreg.verify.artifacts import StoreConfig
 
 _kube: Kube | None = None
@@ -55,17 +58,48 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.client_timeout = 330
     settings.batching.worker_limit = 32
     settings.execution.max_workers = 16
+    # the CRDs are installed before the operator starts (Helm chart, `modelreg dev up`):
+    # no need to watch CustomResourceDefinitions, nor the RBAC to do so
+    settings.scanning.disabled = True
+    global _record_key
+    namespace, key_secret = os.environ.get("MODELREG_NAMESPACE"), record.secret_from_env()
+    if key_secret:
+        if not namespace:
+            raise kopf.PermanentError(f"{record.SECRET_ENV} needs MODELREG_NAMESPACE")
+        core = kubernetes.client.CoreV1Api(load_client())
+        _record_key = bootstrap.ensure_record_key(core, namespace, key_secret)
     webhooks = WebhookSettings.from_env()
+    if problems := webhooks.problems():
+        raise kopf.PermanentError("webhook settings: " + "; ".join(problems))
     if webhooks.enabled:
+        files = _serving_files(webhooks)
         settings.admission.server = kopf.WebhookServer(
             addr=webhooks.listen,
             port=webhooks.port,
             host=webhooks.host,
-            certfile=str(webhooks.cert_file),
-            pkeyfile=str(webhooks.key_file),
-            cafile=str(webhooks.ca_file) if webhooks.ca_file else None,
+            certfile=str(files.cert_file),
+            pkeyfile=str(files.key_file),
+            cafile=str(files.ca_file) if files.ca_file else None,
         )
-        settings.admission.managed = "modelreg.dev"
+        if webhooks.configuration is None:
+            settings.admission.managed = "modelreg.dev"
+
+
+def _serving_files(webhooks: WebhookSettings) -> bootstrap.ServingFiles:
+    """The certificate the webhook server serves: issued and kept by the operator in its
+    Secret (with the CA written into the chart's webhook configuration), or given."""
+    if webhooks.cert_file is not None and webhooks.key_file is not None:
+        return bootstrap.ServingFiles(webhooks.cert_file, webhooks.key_file, webhooks.ca_file)
+    if not (webhooks.namespace and webhooks.tls_secret and webhooks.configuration):
+        raise kopf.PermanentError("webhook settings: no certificate files and no TLS Secret")
+    api = load_client()  # startup handlers run before kopf's own login
+    ca, pair = bootstrap.ensure_certificate(
+        kubernetes.client.CoreV1Api(api), webhooks.namespace, webhooks.tls_secret, webhooks.names
+    )
+    bootstrap.inject_ca_bundle(
+        kubernetes.client.AdmissionregistrationV1Api(api), webhooks.configuration, ca
+    )
+    return bootstrap.write_files(ca, pair)
 
 
 # --- admission -----------------------------------------------------------------------------
@@ -123,7 +157,9 @@ def record_decisions(
             _serving_lookup(namespace or ""),
         )
     except admission.Denied as e:
+        ADMISSION_REVIEWS.labels(kwargs["operation"], "denied").inc()
         raise kopf.AdmissionError(str(e), code=403) from e
+    ADMISSION_REVIEWS.labels(kwargs["operation"], "allowed").inc()
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
         reserved = reserve(kube(), namespace or "", model) if model else None
@@ -160,6 +196,7 @@ def record_decisions(
 def _post(body: kopf.Body, events: list[tuple[str, str, str]], logger: kopf.Logger) -> None:
     for type_, reason, message in events:
         kopf.event(body, type=type_, reason=reason, message=message)
+        EVENTS.labels(body.get("kind", ""), type_, reason).inc()
         logger.info(message, extra={"reason": reason})
 
 
@@ -222,6 +259,7 @@ def _reconcile_deployment(body: dict[str, Any], logger: kopf.Logger) -> None:
     outcome = reconcile_deployment(kube(), body)
     for type_, reason, message in outcome.events:
         kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
+        EVENTS.labels("ModelDeployment", type_, reason).inc()
         logger.info(message, extra={"reason": reason})
     model = (body.get("spec") or {}).get("modelRef", {}).get("name")
     if model:

@@ -7,12 +7,27 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+def _list(value: str | None) -> tuple[str, ...]:
+    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+
+
 @dataclass(frozen=True)
 class WebhookSettings:
-    """Where the admission webhooks listen and what the API server calls.
+    """Where the admission webhooks listen, which certificate they serve, and who writes
+    the webhook configuration the API server reads.
 
-    ``host`` is the address the API server dials (127.0.0.1 for the local cluster); the
-    certificate must be valid for it. With ``cert_file`` unset the webhooks are off.
+    Three modes:
+
+    * certificate files given, no ``configuration``: kopf creates and updates the
+      configuration ``modelreg.dev`` itself, pointing at ``https://host:port`` (the local
+      development environment);
+    * ``tls_secret`` and ``configuration`` given (the Helm chart's default): the operator
+      keeps a self-issued certificate for ``dns_names`` in that Secret of ``namespace``
+      and writes its CA into the chart's configuration;
+    * certificate files and ``configuration`` given (cert-manager): the operator only
+      serves; cert-manager's CA injector fills the configuration's ``caBundle``.
+
+    With neither certificate files nor a Secret, the webhooks are off.
     """
 
     listen: str
@@ -21,6 +36,10 @@ class WebhookSettings:
     cert_file: Path | None
     key_file: Path | None
     ca_file: Path | None
+    configuration: str | None
+    tls_secret: str | None
+    namespace: str | None
+    dns_names: tuple[str, ...]
 
     @classmethod
     def from_env(cls) -> WebhookSettings:
@@ -35,8 +54,33 @@ class WebhookSettings:
             cert_file=path("MODELREG_WEBHOOK_CERT_FILE"),
             key_file=path("MODELREG_WEBHOOK_KEY_FILE"),
             ca_file=path("MODELREG_WEBHOOK_CA_FILE"),
+            configuration=os.environ.get("MODELREG_WEBHOOK_CONFIGURATION") or None,
+            tls_secret=os.environ.get("MODELREG_WEBHOOK_TLS_SECRET") or None,
+            namespace=os.environ.get("MODELREG_NAMESPACE") or None,
+            dns_names=_list(os.environ.get("MODELREG_WEBHOOK_DNS_NAMES")),
         )
 
     @property
+    def self_issued(self) -> bool:
+        """The operator issues its own certificate (kept in ``tls_secret``)."""
+        return self.tls_secret is not None and self.cert_file is None
+
+    @property
     def enabled(self) -> bool:
-        return self.cert_file is not None and self.key_file is not None
+        return self.self_issued or (self.cert_file is not None and self.key_file is not None)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The names the serving certificate must cover: the service's, then ``host``."""
+        return tuple(dict.fromkeys((*self.dns_names, self.host)))
+
+    def problems(self) -> list[str]:
+        """What is inconsistent in this configuration (empty when it is usable)."""
+        out = []
+        if self.self_issued and not self.namespace:
+            out.append("MODELREG_WEBHOOK_TLS_SECRET needs MODELREG_NAMESPACE")
+        if self.self_issued and not self.configuration:
+            out.append("MODELREG_WEBHOOK_TLS_SECRET needs MODELREG_WEBHOOK_CONFIGURATION")
+        if (self.cert_file is None) != (self.key_file is None):
+            out.append("set both MODELREG_WEBHOOK_CERT_FILE and MODELREG_WEBHOOK_KEY_FILE")
+        return out

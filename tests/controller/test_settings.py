@@ -1,0 +1,65 @@
+"""The operator's webhook settings: the three certificate modes and their mistakes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from modelreg.controller.settings import WebhookSettings
+
+
+def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> WebhookSettings:
+    for key in list(os.environ):
+        if key.startswith("MODELREG_WEBHOOK_") or key == "MODELREG_NAMESPACE":
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return WebhookSettings.from_env()
+
+
+def test_no_certificate_means_no_webhooks(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert not settings(monkeypatch).enabled
+
+
+def test_self_issued_mode_covers_service_names_and_host(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings(
+        monkeypatch,
+        MODELREG_WEBHOOK_TLS_SECRET="r-webhook-tls",
+        MODELREG_WEBHOOK_CONFIGURATION="r.ns.modelreg.dev",
+        MODELREG_NAMESPACE="ns",
+        MODELREG_WEBHOOK_DNS_NAMES="r.ns.svc, r.ns.svc.cluster.local,r.ns.svc",
+        MODELREG_WEBHOOK_HOST="r.ns.svc",
+    )
+    assert s.enabled
+    assert s.self_issued
+    assert s.problems() == []
+    assert s.names == ("r.ns.svc", "r.ns.svc.cluster.local")
+
+
+def test_given_files_win_over_the_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    s = settings(
+        monkeypatch,
+        MODELREG_WEBHOOK_CERT_FILE="/c/tls.crt",
+        MODELREG_WEBHOOK_KEY_FILE="/c/tls.key",
+        MODELREG_WEBHOOK_CONFIGURATION="r.ns.modelreg.dev",
+    )
+    assert s.enabled
+    assert not s.self_issued
+    assert s.cert_file == Path("/c/tls.crt")
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"MODELREG_WEBHOOK_TLS_SECRET": "s", "MODELREG_NAMESPACE": "ns"}, "CONFIGURATION"),
+        ({"MODELREG_WEBHOOK_TLS_SECRET": "s", "MODELREG_WEBHOOK_CONFIGURATION": "c"}, "NAMESPACE"),
+        ({"MODELREG_WEBHOOK_CERT_FILE": "/c/tls.crt"}, "both"),
+    ],
+)
+def test_inconsistent_settings_are_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    problems = settings(monkeypatch, **env).problems()
+    assert any(problem in p for p in problems), problems
