@@ -9,7 +9,7 @@ cd "$root"
 
 hack/install-deps.sh
 hack/build-tools.sh >/dev/null
-shellcheck -x hack/*.sh hack/go/*.sh .ci/run
+shellcheck -x hack/*.sh hack/go/*.sh hack/image/*.sh .ci/run
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
