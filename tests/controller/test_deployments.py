@@ -215,6 +215,16 @@ def test_revocation_rolls_back_then_scales_to_zero(
     assert "scaled to zero" in c["message"]
     dep = apps(registry).read_namespaced_deployment("serve", registry.namespace)
     assert dep.spec.replicas == 0
+    # the record says nothing is served any more (the field is cleared, not left stale),
+    # and later reconciles keep saying why
+    assert "currentVersion" not in registry.get(MD, "serve")["status"]
+    time.sleep(2)
+    c = registry.condition(MD, "serve", "Ready")
+    assert (c["reason"], c["message"]) == (
+        "NoDeployableVersion",
+        "no version of this model is deployable (verified and approved); "
+        "the Deployment is scaled to zero",
+    )
 
 
 def test_manual_rollback_and_archiving(

@@ -116,13 +116,19 @@ class Registry:
         reason: str | None = None,
         timeout: float = 60,
     ) -> dict[str, Any]:
+        seen: list[Any] = [None]
+
         def check() -> dict[str, Any] | None:
-            c = self.condition(plural, name, type_)
+            seen[0] = (self.get(plural, name).get("status") or {}).get("conditions")
+            c = next((c for c in seen[0] or [] if c["type"] == type_), None)
             if c and c["status"] == status and (reason is None or c["reason"] == reason):
                 return c
             return None
 
-        return wait_for(f"{plural}/{name} {type_}={status} {reason or ''}", check, timeout)  # type: ignore[no-any-return]
+        try:
+            return wait_for(f"{plural}/{name} {type_}={status} {reason or ''}", check, timeout)  # type: ignore[no-any-return]
+        except AssertionError as e:
+            raise AssertionError(f"{e}; conditions last seen: {seen[0]}") from None
 
     def events(self, name: str) -> list[tuple[str, str]]:
         core = kubernetes.client.CoreV1Api(self.cluster.api())

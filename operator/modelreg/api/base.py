@@ -134,3 +134,20 @@ class VersionRef(ApiModel):
     """Name of the ModelVersion."""
     number: Annotated[int, Field(ge=1, le=2**31 - 1)]
     """Its version number within its RegisteredModel."""
+
+
+def merge_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch (RFC 7386) from ``old`` to ``new``: what ``new`` has, plus a
+    ``None`` (delete) for each field ``old`` has and ``new`` no longer has, so a status
+    written as a merge patch can also clear fields (e.g. ``currentVersion`` after a scale
+    to zero). Lists are replaced whole, as merge patches do."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = merge_patch(before, value)
+        else:
+            patch[key] = value
+    for key in old.keys() - new.keys():
+        patch[key] = None
+    return patch

@@ -17,7 +17,7 @@ import kopf
 
 from modelreg import builders, conditions, rollout
 from modelreg.api import annotations as ann
-from modelreg.api.base import ConditionStatus, VersionRef
+from modelreg.api.base import ConditionStatus, VersionRef, merge_patch
 from modelreg.api.model_deployment import (
     AutomaticRollback,
     HistoryEntry,
@@ -236,6 +236,15 @@ class _Run:
                 return self.finish()
 
         # 3. the target
+        if target.version is None and current is None and _scaled_to_zero(dep, self.spec.replicas):
+            # stays as fall_back() left it: nothing served, and the reason says so
+            self.condition(
+                "Ready",
+                FALSE,
+                "NoDeployableVersion",
+                f"{target.message}; the Deployment is scaled to zero",
+            )
+            return self.finish()
         if target.version is None:
             self.condition(
                 "Ready",
@@ -280,8 +289,13 @@ class _Run:
         return self.finish()
 
     def finish(self) -> Outcome:
-        new = self.status.to_api()
-        return Outcome(new if new != self.old.to_api() else None, self.events)
+        new, old = self.status.to_api(), self.old.to_api()
+        return Outcome(merge_patch(old, new) if new != old else None, self.events)
+
+
+def _scaled_to_zero(dep: dict[str, Any] | None, wanted: int) -> bool:
+    """The operator scaled the Deployment to zero (the spec wants replicas)."""
+    return dep is not None and wanted > 0 and (dep.get("spec") or {}).get("replicas") == 0
 
 
 def reconcile_deployment(kube: Kube, body: dict[str, Any]) -> Outcome:

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from modelreg import approval, conditions, record
 from modelreg.api import annotations as ann
-from modelreg.api.base import Condition, ConditionStatus, VersionRef
+from modelreg.api.base import Condition, ConditionStatus, VersionRef, merge_patch
 from modelreg.api.model_version import (
     Approval,
     ApprovalState,
@@ -221,8 +221,9 @@ def _finish(
                 + (f" by {new.registered_by}" if new.registered_by else ""),
             ),
         )
-    changed = new.to_api() != old.to_api()
-    return Outcome(new.to_api() if changed else None, found, "; ".join(retry) if retry else None)
+    new_api, old_api = new.to_api(), old.to_api()
+    patch = merge_patch(old_api, new_api) if new_api != old_api else None
+    return Outcome(patch, found, "; ".join(retry) if retry else None)
 
 
 def _event_for(type_: str, c: Condition) -> tuple[str, str, str]:
