@@ -9,6 +9,7 @@ need_apt=()
 [ -x /usr/bin/time ] || need_apt+=(time)
 command -v git >/dev/null || need_apt+=(git)
 command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+command -v envsubst >/dev/null || need_apt+=(gettext-base)  # renders examples/
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_apt+=(python3-venv)
 if [ ${#need_apt[@]} -gt 0 ]; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"

@@ -58,3 +58,11 @@ def test_service_targets_the_named_port():
         {"name": "http", "port": 9000, "targetPort": "http", "protocol": "TCP"}
     ]
     assert s["spec"]["selector"] == {"modelreg.dev/deployment": "prod"}
+
+
+def test_pods_pull_with_the_versions_pull_secrets():
+    private = Serving("p", 1, "r.io/s@sha256:" + "d" * 64, "s3://m/1", None, ("team-pull",))
+    pod = deployment("serve", "ns", "m", SPEC, private, "i")
+    assert pod["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "team-pull"}]
+    public = deployment("serve", "ns", "m", SPEC, V7, "i")
+    assert "imagePullSecrets" not in public["spec"]["template"]["spec"]

@@ -22,6 +22,8 @@ class Serving:
     image: str  # repository@sha256:...
     artifact_uri: str
     artifact_sha256: str | None
+    #: the version's ``spec.image.pullSecrets``: the kubelet pulls the image with them
+    pull_secrets: tuple[str, ...] = ()
 
 
 def storage_initializer_image() -> str:
@@ -101,6 +103,8 @@ def deployment(
     }
     if spec.service_account_name:
         pod_spec["serviceAccountName"] = spec.service_account_name
+    if serving.pull_secrets:
+        pod_spec["imagePullSecrets"] = [{"name": n} for n in serving.pull_secrets]
     annotations = {"modelreg.dev/version-name": serving.name}
     return {
         "apiVersion": "apps/v1",

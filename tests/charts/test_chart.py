@@ -4,20 +4,32 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+import modelreg
+from modelreg.devenv.tools import ensure_tools
+from tests.charts.support import CHART, CI_VALUES, REPO, helm, of_kind, render
+
+KOPF_WEBHOOKS = """
+import json
 from kopf._cogs.structs.references import Resource
 from kopf._core.engines.admission import build_webhooks
 from kopf._core.intents.registries import get_default_registry
-
-import modelreg
 import modelreg.controller.handlers
 from modelreg.api import GROUP, VERSION
-from modelreg.devenv.tools import ensure_tools
-from tests.charts.support import CHART, CI_VALUES, REPO, helm, of_kind, render
+print(json.dumps(build_webhooks(
+    get_default_registry()._webhooks.get_all_handlers(),
+    resources=[Resource(GROUP, VERSION, "modelversions")],
+    name_suffix="modelreg.dev",
+    client_config={"service": {"name": "x", "namespace": "y", "path": "", "port": 443}},
+)))
+"""
 
 
 @pytest.fixture(scope="module")
@@ -106,14 +118,17 @@ def test_chart_crds_are_crds_dir_plus_labels_and_keep_policy(helm_bin: str) -> N
 
 def test_webhook_configuration_is_what_kopf_would_generate(helm_bin: str) -> None:
     """The chart's webhook configuration and the operator agree: same webhook names,
-    rules, paths and policies as kopf builds from the registered handlers."""
-    handlers = get_default_registry()._webhooks.get_all_handlers()
-    resource = Resource(GROUP, VERSION, "modelversions")
-    expected = build_webhooks(
-        handlers,
-        resources=[resource],
-        name_suffix="modelreg.dev",
-        client_config={"service": {"name": "x", "namespace": "y", "path": "", "port": 443}},
+    rules, paths and policies as kopf builds from the registered handlers (computed in a
+    subprocess: importing the handlers here would register them with kopf's default
+    registry for every later in-process kopf run of the session)."""
+    expected = json.loads(
+        subprocess.run(
+            [sys.executable, "-c", KOPF_WEBHOOKS],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
     )
     (config,) = of_kind(render(helm_bin), "MutatingWebhookConfiguration")
     assert [w["name"] for w in config["webhooks"]] == [w["name"] for w in expected]

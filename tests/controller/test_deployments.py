@@ -219,8 +219,9 @@ def test_revocation_rolls_back_then_scales_to_zero(
     # and later reconciles keep saying why
     assert "currentVersion" not in registry.get(MD, "serve")["status"]
     time.sleep(2)
-    c = registry.condition(MD, "serve", "Ready")
-    assert (c["reason"], c["message"]) == (
+    ready = registry.condition(MD, "serve", "Ready")
+    assert ready is not None
+    assert (ready["reason"], ready["message"]) == (
         "NoDeployableVersion",
         "no version of this model is deployable (verified and approved); "
         "the Deployment is scaled to zero",

@@ -120,7 +120,7 @@ class Registry:
 
         def check() -> dict[str, Any] | None:
             seen[0] = (self.get(plural, name).get("status") or {}).get("conditions")
-            c = next((c for c in seen[0] or [] if c["type"] == type_), None)
+            c: dict[str, Any] | None = next((c for c in seen[0] or [] if c["type"] == type_), None)
             if c and c["status"] == status and (reason is None or c["reason"] == reason):
                 return c
             return None

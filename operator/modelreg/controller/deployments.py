@@ -77,7 +77,12 @@ def _serving(c: rollout.Candidate) -> builders.Serving:
     status, spec = c.body.get("status") or {}, c.body["spec"]
     image = (status.get("image") or {}).get("resolved") or spec["image"]["reference"]
     return builders.Serving(
-        c.name, c.number, image, spec["artifact"]["uri"], spec["artifact"].get("sha256")
+        c.name,
+        c.number,
+        image,
+        spec["artifact"]["uri"],
+        spec["artifact"].get("sha256"),
+        tuple(s["name"] for s in spec["image"].get("pullSecrets") or []),
     )
 
 

@@ -124,6 +124,9 @@ class Environment:
             "MODELREG_PRIVATE_REGISTRY_USERNAME": self.secrets.registry_user,
             "MODELREG_PRIVATE_REGISTRY_PASSWORD": self.secrets.registry_password,
             "MODELREG_DEV_DIR": str(self.layout.root),
+            # kubectl's discovery cache per environment: one in ~/.kube/cache, filled before
+            # the CRDs were applied, would hide them for minutes
+            "KUBECACHEDIR": str(self.layout.root / "kube-cache"),
         }
 
     def component(self, name: str) -> Component:
