@@ -226,6 +226,13 @@ def test_revocation_rolls_back_then_scales_to_zero(
         "no version of this model is deployable (verified and approved); "
         "the Deployment is scaled to zero",
     )
+    progressing = registry.condition(MD, "serve", "Progressing")
+    assert progressing is not None
+    assert (progressing["status"], progressing["reason"]) == ("False", "ScaledToZero")
+    # a newly approved version serves again, and the failed rollback is no longer reported
+    ready_version(registry, artifacts, registries, "v3", "m")
+    served(registry, "v3")
+    assert registry.condition(MD, "serve", "RolledBack") is None
 
 
 def test_manual_rollback_and_archiving(

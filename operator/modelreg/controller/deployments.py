@@ -162,11 +162,13 @@ class _Run:
         prev = rollout.previous_good(self.status.history, versions, exclude)
         if prev is not None:
             self.serve(prev)
+            self.condition("Progressing", TRUE, "RollingBack", f"rolling back to {prev.name}")
             self.condition("RolledBack", TRUE, reason, f"{message}; serving {prev.name}")
             self.events.append(("Warning", "RolledBack", f"{message}; rolled back to {prev.name}"))
             return
         self.kube.scale_to_zero(self.namespace, self.name)
         self.status.current_version = None
+        self.condition("Progressing", FALSE, "ScaledToZero", f"{message}; scaled to zero")
         self.condition(
             "RolledBack",
             FALSE,
@@ -232,12 +234,9 @@ class _Run:
                 if self.spec.rollout.automatic_rollback == AutomaticRollback.ENABLED:
                     self.fall_back(cur, versions, "RolloutFailed", f"{cur.name} failed ({failure})")
                 else:
-                    self.condition(
-                        "Ready",
-                        FALSE,
-                        "RolloutFailed",
-                        f"{cur.name} failed ({failure}); automaticRollback is Disabled",
-                    )
+                    why = f"{cur.name} failed ({failure}); automaticRollback is Disabled"
+                    self.condition("Progressing", FALSE, "RolloutFailed", why)
+                    self.condition("Ready", FALSE, "RolloutFailed", why)
                 return self.finish()
 
         # 3. the target
@@ -271,9 +270,11 @@ class _Run:
             return self.finish()
         if dep is None or current is None or current.name != t.name:
             self.serve(t)
+            rolled_back = conditions.find(self.status.conditions, "RolledBack")
             if target.manual:
                 self.condition("RolledBack", TRUE, "Manual", target.message)
-            elif current is not None:
+            elif current is not None or (rolled_back and rolled_back.status == FALSE):
+                # a new target: an earlier rollback (or failed one) is history now
                 self.status.conditions = conditions.remove(self.status.conditions, "RolledBack")
         else:
             self.serve(t)  # idempotent: repairs hand edits of the Deployment and Service
