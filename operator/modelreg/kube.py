@@ -98,6 +98,27 @@ class Kube:
             raise
         return out
 
+    def annotate(
+        self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]
+    ) -> str | None:
+        """Merge-patch annotations (None removes), through admission; the API server's
+        refusal message if it refused, None when done (or when the object is gone)."""
+        patch = {"metadata": {"annotations": annotations}}
+        try:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, patch
+            )
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            if e.status in (400, 403, 422):
+                try:
+                    return str(json.loads(e.body or "{}").get("message", e.body))
+                except (TypeError, ValueError, AttributeError):
+                    return str(e.body)
+            raise
+        return None
+
     # --- secrets -----------------------------------------------------------------------
 
     def dockerconfigs(self, namespace: str, names: list[str]) -> tuple[list[Obj], list[str]]:

@@ -4,7 +4,7 @@ from typing import Any
 import pytest
 
 from modelreg.api import annotations as ann
-from modelreg.api.registered_model import ApprovalPolicy, Approvers
+from modelreg.api.registered_model import ApprovalPolicy, Approvers, SecurityPolicy
 from modelreg.approval import Requester
 from modelreg.controller.admission import Denied, admit_version
 
@@ -66,4 +66,50 @@ def test_denials_name_the_rule():
         admit("UPDATE", mv(**{ann.DECISIONS: "[]"}), mv())
     with pytest.raises(Denied, match=r"must not be archived while ModelDeployment\(s\) prod serve"):
         admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv(), serving=["prod"])
-    assert admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv()) == {}
+    assert admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv()) == {ann.ARCHIVED_BY: "alice"}
+
+
+SECURITY = SecurityPolicy(
+    allowed_artifact_prefixes=["s3://models-prod/"],
+    allowed_image_prefixes=["registry.internal/serving/"],
+)
+
+
+def sourced(uri: str, image: str) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "v", "annotations": {}},
+        "spec": {
+            "modelRef": {"name": "m"},
+            "artifact": {"uri": uri},
+            "image": {"reference": image},
+        },
+    }
+
+
+def test_create_outside_the_security_policy_is_refused_naming_it():
+    def create(uri: str, image: str) -> Any:
+        return admit_version(
+            "CREATE", sourced(uri, image), None, ALICE, lambda _: POLICY, NOW, 1,
+            security_of=lambda _: SECURITY,
+        )  # fmt: skip
+
+    assert create("s3://models-prod/m/1.tgz", "registry.internal/serving/sk:1")
+    with pytest.raises(
+        Denied, match=r"securityPolicy.allowedArtifactPrefixes \(s3://models-prod/\)"
+    ):
+        create("s3://models-dev/m/1.tgz", "registry.internal/serving/sk:1")
+    with pytest.raises(Denied, match=r"securityPolicy.allowedImagePrefixes"):
+        create("s3://models-prod/m/1.tgz", "registry.internal/servingx/sk:1")
+    with pytest.raises(Denied, match=r"docker\.io/library/python"):
+        create("s3://models-prod/m/1.tgz", "python:3.11")
+
+
+def test_archiving_records_who_and_unarchiving_clears_it():
+    changes = admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv())
+    assert changes == {ann.ARCHIVED_BY: "alice"}
+    old = mv(**{ann.ARCHIVED: "true", ann.ARCHIVED_BY: "alice"})
+    assert admit("UPDATE", mv(**{ann.ARCHIVED_BY: "alice"}), old) == {ann.ARCHIVED_BY: None}
+    with pytest.raises(Denied, match="must not be set at creation"):
+        admit("CREATE", mv(**{ann.ARCHIVED: "true"}))
+    with pytest.raises(Denied, match="while ModelDeployment"):
+        admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv(), serving=["serve"])

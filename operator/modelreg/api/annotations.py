@@ -15,8 +15,10 @@ PREFIX = "modelreg.dev"
 APPROVAL = f"{PREFIX}/approval"
 #: set by an approver with APPROVAL: the comment kept with the decision
 APPROVAL_COMMENT = f"{PREFIX}/approval-comment"
-#: set by an owner: "true" retires the version
+#: set by an owner (or by the operator for the retention policy): "true" retires the version
 ARCHIVED = f"{PREFIX}/archived"
+#: set with ARCHIVED: why (kept on the version)
+ARCHIVE_COMMENT = f"{PREFIX}/archive-comment"
 #: set on a ModelDeployment: serve this ModelVersion until removed
 ROLLBACK_TO = f"{PREFIX}/rollback-to"
 
@@ -33,9 +35,13 @@ NUMBER = f"{PREFIX}/number"
 #: system-managed: HMAC of the record (modelreg.record), so a forged record is detected
 SIGNATURE = f"{PREFIX}/record-signature"
 
+#: system-managed: the user who archived the version (the operator's own account when the
+#: retention policy did)
+ARCHIVED_BY = f"{PREFIX}/archived-by"
+
 #: what the signature covers
-SIGNED = (REGISTERED_BY, NUMBER, DECISIONS)
-SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT, NUMBER, SIGNATURE)
+SIGNED = (REGISTERED_BY, NUMBER, DECISIONS, ARCHIVED_BY)
+SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT, NUMBER, SIGNATURE, ARCHIVED_BY)
 
 _DECISIONS = TypeAdapter(list[ApprovalDecision])
 

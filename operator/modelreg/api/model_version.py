@@ -222,6 +222,9 @@ class ArtifactStatus(ApiModel):
     """The S3 version id, when the bucket is versioned."""
     sha256: Sha256 | None = None
     """SHA-256 confirmed by the store's checksum or by hashing."""
+    encryption: ShortText | None = None
+    """The object's server-side encryption as the store reports it (AES256, aws:kms, ...),
+    or "none"."""
 
 
 class ImageStatus(ApiModel):

@@ -122,6 +122,42 @@ class Notification(ApiModel):
     """A Secret whose key "key" signs each event (HMAC-SHA256 signature header)."""
 
 
+class ArtifactEncryption(StrEnum):
+    NONE = "None"
+    ANY = "Any"
+    SSE_S3 = "SSE-S3"
+    SSE_KMS = "SSE-KMS"
+
+
+Prefix = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=512, pattern=r"^[^\s]+$"),
+    says("must be a non-empty prefix without spaces"),
+]
+
+
+class SecurityPolicy(ApiModel):
+    """Where this model's artifacts and images may come from, and how artifacts must be
+    stored. Checked at admission (a version outside it is refused) and again by the
+    operator (a version registered before the policy changed stops being deployable)."""
+
+    allowed_artifact_prefixes: list[Prefix] = Field(
+        default_factory=list, max_length=32, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    """Artifact URI prefixes versions may use, e.g. "s3://models-prod/"; empty: any. A
+    prefix matches whole path segments ("s3://models" does not match "s3://models-dev/")."""
+    allowed_image_prefixes: list[Prefix] = Field(
+        default_factory=list, max_length=32, json_schema_extra={"x-kubernetes-list-type": "set"}
+    )
+    """Image repository prefixes versions may use, e.g. "registry.internal/serving/";
+    empty: any. Matched against the normalized reference ("python" is
+    "docker.io/library/python"), whole path segments only."""
+    required_artifact_encryption: ArtifactEncryption = ArtifactEncryption.NONE
+    """Server-side encryption the artifact's object must have: None (not checked), Any,
+    SSE-S3 (AES256) or SSE-KMS (aws:kms). Checked from the store's object headers;
+    https:// artifacts cannot show it and fail a requirement."""
+
+
 class RegisteredModelSpec(ApiModel):
     """A named model and the policy its versions are governed by."""
 
@@ -141,6 +177,8 @@ class RegisteredModelSpec(ApiModel):
         default_factory=list, max_length=16, json_schema_extra={"x-kubernetes-list-type": "atomic"}
     )
     """CloudEvents receivers for this model's transitions."""
+    security_policy: SecurityPolicy = Field(default_factory=SecurityPolicy)
+    """Allowed artifact and image sources, and required artifact encryption."""
 
 
 class RegisteredModelStatus(ApiModel):

@@ -13,15 +13,18 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from modelreg import policy
 from modelreg.api import annotations as ann
 from modelreg.api.model_version import ApprovalDecision, Decision
-from modelreg.api.registered_model import ApprovalPolicy
+from modelreg.api.registered_model import ApprovalPolicy, SecurityPolicy
 from modelreg.approval import Requester, denial
 
 Obj = Mapping[str, Any]
 PolicyLookup = Callable[[str], ApprovalPolicy | None]
 #: the names of the ModelDeployments that serve a version now (by version name)
 ServingLookup = Callable[[str], list[str]]
+#: the security policy of a model (None: the model does not exist)
+SecurityLookup = Callable[[str], SecurityPolicy | None]
 
 
 class Denied(Exception):
@@ -41,6 +44,7 @@ def admit_version(
     now: dt.datetime,
     created_ns: int,
     serving: ServingLookup = lambda _: [],
+    security_of: SecurityLookup = lambda _: None,
 ) -> dict[str, str | None]:
     """The annotation changes to make to ``new`` (None removes); raises :class:`Denied`."""
     new_ann, old_ann = _annotations(new), _annotations(old)
@@ -54,6 +58,19 @@ def admit_version(
                 f"{ann.APPROVAL} must not be set at creation: register the version, "
                 "then an approver annotates it"
             )
+        if ann.is_archived(new_ann):
+            raise Denied(f"{ann.ARCHIVED} must not be set at creation: register, then archive")
+        spec = new.get("spec") or {}
+        model = (spec.get("modelRef") or {}).get("name", "")
+        security = security_of(model)
+        if security is not None:
+            why = policy.artifact_denial(
+                security, model, (spec.get("artifact") or {}).get("uri", "")
+            ) or policy.image_denial(
+                security, model, (spec.get("image") or {}).get("reference", "")
+            )
+            if why:
+                raise Denied(why)
         return {ann.REGISTERED_BY: requester.user, ann.CREATED_AT: str(created_ns)}
 
     for key in ann.SYSTEM:
@@ -63,7 +80,10 @@ def admit_version(
                 "changed or removed"
             )
     changes: dict[str, str | None] = {}
+    if ann.is_archived(old_ann) and not ann.is_archived(new_ann):
+        changes[ann.ARCHIVED_BY] = None
     if ann.is_archived(new_ann) and not ann.is_archived(old_ann):
+        changes[ann.ARCHIVED_BY] = requester.user
         # asked of the ModelDeployments themselves: the version's status.deployments is
         # derived from them and may lag behind a rollout that just happened
         serving_now = serving(name)
@@ -85,13 +105,13 @@ def admit_version(
     if value not in (Decision.APPROVED, Decision.REJECTED):
         raise Denied(f'{ann.APPROVAL} must be "Approved" or "Rejected", not {value!r}')
     model = new.get("spec", {}).get("modelRef", {}).get("name", "")
-    policy = policy_of(model)
-    if policy is None:
+    approval_policy = policy_of(model)
+    if approval_policy is None:
         raise Denied(
             f"RegisteredModel {model!r} does not exist: decisions follow its approval "
             "policy, so create it first"
         )
-    why = denial(policy, requester, old_ann.get(ann.REGISTERED_BY))
+    why = denial(approval_policy, requester, old_ann.get(ann.REGISTERED_BY))
     if why:
         raise Denied(why)
     record = ann.decisions(old_ann)

@@ -17,10 +17,11 @@ import kubernetes
 from modelreg import record
 from modelreg.api import annotations as ann
 from modelreg.api.base import GROUP, VERSION
-from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
+from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec, SecurityPolicy
 from modelreg.approval import Requester
 from modelreg.controller import admission, bootstrap
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
+from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.numbering import reserve
 from modelreg.controller.settings import WebhookSettings
 from modelreg.controller.versions import reconcile_version, summarize_model
@@ -115,6 +116,16 @@ def _policy_lookup(namespace: str) -> admission.PolicyLookup:
     return lookup
 
 
+def _security_lookup(namespace: str) -> admission.SecurityLookup:
+    def lookup(model: str) -> SecurityPolicy | None:
+        rm = kube().get("registeredmodels", namespace, model)
+        if rm is None:
+            return None
+        return RegisteredModelSpec.model_validate(rm.get("spec") or {}).security_policy
+
+    return lookup
+
+
 def _serving_lookup(namespace: str) -> admission.ServingLookup:
     def lookup(version: str) -> list[str]:
         return sorted(
@@ -155,6 +166,7 @@ def record_decisions(
             dt.datetime.now(dt.UTC).replace(microsecond=0),
             time.time_ns(),
             _serving_lookup(namespace or ""),
+            _security_lookup(namespace or ""),
         )
     except admission.Denied as e:
         ADMISSION_REVIEWS.labels(kwargs["operation"], "denied").inc()
@@ -226,8 +238,12 @@ def _ready_reason(mv: dict[str, Any]) -> str | None:
 
 def _summarize(namespace: str, model: str) -> None:
     rm = kube().get("registeredmodels", namespace, model)
-    if rm is not None and (status := summarize_model(kube(), rm)) is not None:
+    if rm is None:
+        return
+    if (status := summarize_model(kube(), rm)) is not None:
         kube().patch_status("registeredmodels", namespace, model, status)
+    # each archive is an annotation update: the version's own handler posts the Event
+    apply_retention(kube(), namespace, model, rm)
 
 
 # --- RegisteredModel ---------------------------------------------------------------------

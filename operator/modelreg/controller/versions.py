@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelreg import approval, conditions, record
+from modelreg import policy as source_policy
 from modelreg.api import annotations as ann
 from modelreg.api.base import Condition, ConditionStatus, VersionRef, merge_patch
 from modelreg.api.model_version import (
@@ -21,7 +22,7 @@ from modelreg.api.model_version import (
     Stage,
     ValidationStep,
 )
-from modelreg.api.registered_model import RegisteredModelSpec
+from modelreg.api.registered_model import ArtifactEncryption, RegisteredModelSpec
 from modelreg.conditions import FALSE, TRUE, UNKNOWN
 from modelreg.controller.numbering import ensure_numbers
 from modelreg.kube import Kube
@@ -49,9 +50,19 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
+#: verdicts of the model's securityPolicy, re-evaluated on every reconcile (the policy can
+#: change; the version cannot)
+POLICY_REASONS = ("SourceNotAllowed", "EncryptionRequired")
+
+
 def _needs_check(conds: list[Condition], type_: str, generation: int | None) -> bool:
     c = conditions.find(conds, type_)
-    return c is None or c.status == UNKNOWN or c.observed_generation != generation
+    return (
+        c is None
+        or c.status == UNKNOWN
+        or c.observed_generation != generation
+        or c.reason in POLICY_REASONS
+    )
 
 
 def _apply(conds: list[Condition], type_: str, v: Verdict, gen: int | None) -> list[Condition]:
@@ -86,7 +97,8 @@ def reconcile_version(
             status.conditions, READY, FALSE, "ModelNotFound", msg, gen, _now()
         )
         return _finish(old, status, ("Warning", "ModelNotFound", msg))
-    policy = RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
+    rm_spec = RegisteredModelSpec.model_validate(rm.get("spec") or {})
+    policy, security, model = rm_spec.approval_policy, rm_spec.security_policy, spec.model_ref.name
 
     if status.number is None:
         reserved = annotations.get(ann.NUMBER, "")
@@ -99,7 +111,13 @@ def reconcile_version(
     retry: list[str] = []
     conds = status.conditions
     skip = set(spec.validation.skip)
-    if ValidationStep.ARTIFACT in skip:
+    artifact_denied = source_policy.artifact_denial(security, model, spec.artifact.uri)
+    if artifact_denied:
+        # the store is not even contacted
+        conds = conditions.set_condition(
+            conds, ARTIFACT_VERIFIED, FALSE, "SourceNotAllowed", artifact_denied, gen, _now()
+        )
+    elif ValidationStep.ARTIFACT in skip:
         conds = conditions.set_condition(
             conds,
             ARTIFACT_VERIFIED,
@@ -109,14 +127,35 @@ def reconcile_version(
             gen,
             _now(),
         )
-    elif _needs_check(conds, ARTIFACT_VERIFIED, gen):
+    elif _needs_check(conds, ARTIFACT_VERIFIED, gen) or (
+        # verified before the store's encryption was recorded
+        security.required_artifact_encryption != ArtifactEncryption.NONE
+        and (status.artifact is None or status.artifact.encryption is None)
+    ):
         v = verify_artifact(spec.artifact.uri, spec.artifact.sha256, stores)
         conds = _apply(conds, ARTIFACT_VERIFIED, v, gen)
         if v.status == TRUE:
             status.artifact = ArtifactStatus.model_validate(v.details)
         if v.retry:
             retry.append(v.message)
-    if ValidationStep.IMAGE in skip:
+    verified = conditions.find(conds, ARTIFACT_VERIFIED)
+    if not artifact_denied and verified is not None and verified.status == TRUE:
+        problem = source_policy.encryption_problem(
+            security,
+            model,
+            spec.artifact.uri,
+            status.artifact if ValidationStep.ARTIFACT not in skip else None,
+        )
+        if problem:
+            conds = conditions.set_condition(
+                conds, ARTIFACT_VERIFIED, FALSE, "EncryptionRequired", problem, gen, _now()
+            )
+    image_denied = source_policy.image_denial(security, model, spec.image.reference)
+    if image_denied:
+        conds = conditions.set_condition(
+            conds, IMAGE_RESOLVED, FALSE, "SourceNotAllowed", image_denied, gen, _now()
+        )
+    elif ValidationStep.IMAGE in skip:
         conds = conditions.set_condition(
             conds, IMAGE_RESOLVED, TRUE, "Skipped", "spec.validation.skip lists Image", gen, _now()
         )
@@ -163,14 +202,24 @@ def reconcile_version(
     )
 
     archived = ann.is_archived(annotations)
+    events: list[tuple[str, str, str]] = []
     if archived:
+        before = conditions.find(old.conditions, READY)
+        # by the Ready reason, which only this reconcile writes (status.stage is also
+        # derived by the deployments' reconcile, and may already say Archived)
+        if before is None or before.reason != "Archived":
+            by = annotations.get(ann.ARCHIVED_BY) or "unknown"
+            why = annotations.get(ann.ARCHIVE_COMMENT)
+            events.append(
+                ("Normal", "VersionArchived", f"archived by {by}" + (f": {why}" if why else ""))
+            )
         status.stage = Stage.ARCHIVED
     elif status.stage == Stage.ARCHIVED:
         status.stage = Stage.NONE
     status.conditions = conditions.set_condition(
         conds, READY, *_ready(conds, archived), gen, _now()
     )
-    return _finish(old, status, retry=retry)
+    return _finish(old, status, *events, retry=retry)
 
 
 def _ready(conds: list[Condition], archived: bool) -> tuple[ConditionStatus, str, str]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import sys
 from dataclasses import dataclass, field
 
@@ -12,6 +14,7 @@ SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 SA_ISSUER = "https://kubernetes.default.svc.cluster.local"
 S3_BUCKET = "models"
+S3_KMS_KEY = "modelreg-dev"
 S3_REGION = "us-east-1"
 
 
@@ -149,6 +152,10 @@ def minio(tools: Tools, layout: Layout, ports: Ports, user: str, password: str) 
             "MINIO_UPDATE": "off",
             "MINIO_BROWSER": "off",
             "MINIO_REGION": S3_REGION,
+            # a built-in KMS key, so objects can be stored with SSE-S3 / SSE-KMS (the
+            # security policy's requiredArtifactEncryption is tested against it)
+            "MINIO_KMS_SECRET_KEY": f"{S3_KMS_KEY}:"
+            + base64.b64encode(hashlib.sha256(password.encode()).digest()).decode(),
             "HOME": str(layout.data / "minio-home"),
         },
     )

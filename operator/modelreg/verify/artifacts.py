@@ -99,6 +99,7 @@ def verify_s3(
         "sizeBytes": head.get("ContentLength"),
         "etag": str(head.get("ETag", "")).strip('"') or None,
         "versionId": head.get("VersionId") if head.get("VersionId") not in (None, "null") else None,
+        "encryption": head.get("ServerSideEncryption") or "none",
     }
     if expected_sha256 is None:
         return Verdict.ok("Verified", f"{uri} exists ({details['sizeBytes']} bytes)", **details)

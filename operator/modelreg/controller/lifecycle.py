@@ -1,0 +1,79 @@
+"""Retention: archive the versions a model's ``retention.maxVersions`` retires.
+
+The operator archives through the API server like a person would (annotation
+``modelreg.dev/archived``), so the admission webhook records who did it (the operator's
+own account, in ``modelreg.dev/archived-by``) and refuses to archive a version that a
+ModelDeployment serves, even one that started serving a moment ago.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from modelreg import retention
+from modelreg.api import annotations as ann
+from modelreg.api.model_version import ApprovalState
+from modelreg.api.registered_model import RegisteredModelSpec
+from modelreg.kube import Kube
+
+log = logging.getLogger(__name__)
+
+
+def _in_use(deployments: list[dict[str, Any]], model: str) -> tuple[set[str], set[int]]:
+    """Names and numbers of versions a ModelDeployment of ``model`` serves, targets or pins."""
+    names: set[str] = set()
+    numbers: set[int] = set()
+    for md in deployments:
+        spec, status = md.get("spec") or {}, md.get("status") or {}
+        if (spec.get("modelRef") or {}).get("name") != model:
+            continue
+        for ref in (status.get("currentVersion"), status.get("targetVersion"), spec.get("version")):
+            if ref and ref.get("name"):
+                names.add(ref["name"])
+            if ref and ref.get("number"):
+                numbers.add(int(ref["number"]))
+    return names, numbers
+
+
+def apply_retention(kube: Kube, namespace: str, model: str, rm: dict[str, Any]) -> list[str]:
+    """Archive what the model's retention policy retires; the names archived."""
+    max_versions = RegisteredModelSpec.model_validate(rm.get("spec") or {}).retention.max_versions
+    if max_versions is None:
+        return []
+    names, numbers = _in_use(kube.list_objects("modeldeployments", namespace), model)
+    states = []
+    for mv in kube.versions_of(namespace, model):
+        status = mv.get("status") or {}
+        number = status.get("number")
+        if not number:
+            continue  # not registered yet: counts as pending
+        name = mv["metadata"]["name"]
+        states.append(
+            retention.VersionState(
+                name=name,
+                number=number,
+                approval=ApprovalState(
+                    (status.get("approval") or {}).get("state", ApprovalState.PENDING)
+                ),
+                archived=ann.is_archived(mv["metadata"].get("annotations")),
+                in_use=name in names or number in numbers or bool(status.get("deployments")),
+            )
+        )
+    archived = []
+    for name in retention.to_archive(states, max_versions):
+        refused = kube.annotate(
+            "modelversions",
+            namespace,
+            name,
+            {
+                ann.ARCHIVED: "true",
+                ann.ARCHIVE_COMMENT: f"retention policy: only the newest {max_versions} "
+                "versions stay active",
+            },
+        )
+        if refused:
+            log.info(f"retention could not archive {namespace}/{name}: {refused}")
+            continue
+        archived.append(name)
+    return archived
