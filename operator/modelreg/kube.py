@@ -7,7 +7,9 @@ concurrency lost) or lets other errors through for kopf to retry.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -17,6 +19,7 @@ from kubernetes.client.exceptions import ApiException
 from modelreg.api.base import GROUP, VERSION
 
 Obj = dict[str, Any]
+log = logging.getLogger(__name__)
 
 
 def load_client() -> kubernetes.client.ApiClient:
@@ -120,6 +123,42 @@ class Kube:
         return None
 
     # --- secrets -----------------------------------------------------------------------
+
+    def secret_data(self, namespace: str, name: str) -> dict[str, bytes | str] | None:
+        """The (base64) data of a Secret, None if it does not exist."""
+        try:
+            secret = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(secret.data or {})
+
+    def post_event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event about ``obj``, from outside a kopf handler (best effort)."""
+        meta = obj["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion"),
+                "kind": obj.get("kind"),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": "modelreg"},
+            "firstTimestamp": now.isoformat(),
+            "lastTimestamp": now.isoformat(),
+            "count": 1,
+        }
+        try:
+            self.core.create_namespaced_event(meta["namespace"], event)  # type: ignore[arg-type]
+        except ApiException:
+            log.exception(f"could not post the {reason} Event on {meta['name']}")
 
     def dockerconfigs(self, namespace: str, names: list[str]) -> tuple[list[Obj], list[str]]:
         """The ``.dockerconfigjson`` documents of the named Secrets, and the names missing."""

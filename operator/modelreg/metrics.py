@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, start_http_server
+from prometheus_client import Counter, Gauge, start_http_server
 
 EVENTS = Counter(
     "modelreg_events",
@@ -14,6 +14,24 @@ ADMISSION_REVIEWS = Counter(
     "modelreg_admission_reviews",
     "ModelVersion admission reviews answered by the approval webhook, by operation and result.",
     ["operation", "result"],
+)
+NOTIFICATIONS = Counter(
+    "modelreg_notifications",
+    "Notifications (CloudEvents POSTed to a model's receivers) by final result: delivered; "
+    "failed (refused: an answer other than 2xx, 408, 429 or 5xx, or a URL that cannot be "
+    "used); dropped (the queue of pending notifications overflowed, or the operator stopped "
+    "before it was delivered).",
+    ["result"],
+)
+NOTIFICATION_ATTEMPTS = Counter(
+    "modelreg_notification_attempts",
+    "HTTP attempts to deliver notifications, by result: success (2xx), retryable (connection "
+    "error, timeout, 408, 429, 5xx) or permanent (any other answer).",
+    ["result"],
+)
+NOTIFICATIONS_PENDING = Gauge(
+    "modelreg_notifications_pending",
+    "Notifications queued, being sent or waiting to be retried.",
 )
 
 

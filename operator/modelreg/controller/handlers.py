@@ -14,22 +14,30 @@ from typing import Any, cast
 import kopf
 import kubernetes
 
-from modelreg import record
+from modelreg import notify, record
 from modelreg.api import annotations as ann
 from modelreg.api.base import GROUP, VERSION
-from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec, SecurityPolicy
+from modelreg.api.registered_model import (
+    ApprovalPolicy,
+    NotificationEvent,
+    RegisteredModelSpec,
+    SecurityPolicy,
+)
 from modelreg.approval import Requester
 from modelreg.controller import admission, bootstrap
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.lifecycle import apply_retention
+from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
 from modelreg.controller.numbering import reserve
 from modelreg.controller.settings import WebhookSettings
+from modelreg.controller.versions import Outcome as VersionOutcome
 from modelreg.controller.versions import reconcile_version, summarize_model
 from modelreg.kube import Kube, load_client
 from modelreg.metrics import ADMISSION_REVIEWS, EVENTS
 from modelreg.verify.artifacts import StoreConfig
 
 _kube: Kube | None = None
+_notifier: Notifier | None = None
 _stores = StoreConfig.from_env()
 _record_key = record.key_from_env()
 
@@ -69,6 +77,12 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
             raise kopf.PermanentError(f"{record.SECRET_ENV} needs MODELREG_NAMESPACE")
         core = kubernetes.client.CoreV1Api(load_client())
         _record_key = bootstrap.ensure_record_key(core, namespace, key_secret)
+    global _notifier
+    if _notifier is None:
+        holder: list[Notifier] = []
+        dispatcher = notify.Dispatcher(on_failure=lambda d, e, p: holder[0].failed(d, e, p))
+        _notifier = Notifier(kube, dispatcher)
+        holder.append(_notifier)
     webhooks = WebhookSettings.from_env()
     if problems := webhooks.problems():
         raise kopf.PermanentError("webhook settings: " + "; ".join(problems))
@@ -101,6 +115,33 @@ def _serving_files(webhooks: WebhookSettings) -> bootstrap.ServingFiles:
         kubernetes.client.AdmissionregistrationV1Api(api), webhooks.configuration, ca
     )
     return bootstrap.write_files(ca, pair)
+
+
+@kopf.on.cleanup()
+def stop_notifications(**_: Any) -> None:
+    """Give pending notifications a few seconds to go out (the rest are dropped, and
+    reported as such: delivery is at least once while the operator runs)."""
+    if _notifier is not None:
+        _notifier.dispatcher.close(timeout=5)
+
+
+def _notify_version(body: dict[str, Any], outcome: VersionOutcome) -> None:
+    if _notifier is None or outcome.old is None or outcome.new is None:
+        return
+    meta = body["metadata"]
+    notices = version_notices(outcome.old, outcome.new, meta.get("annotations") or {})
+    if not notices:
+        return
+    spec, new = body.get("spec") or {}, outcome.new
+    _notifier.send(
+        body,
+        (spec.get("modelRef") or {}).get("name", ""),
+        notices,
+        version=meta["name"],
+        number=new.number,
+        digest=new.image.digest if new.image else None,
+        artifact_uri=(spec.get("artifact") or {}).get("uri"),
+    )
 
 
 # --- admission -----------------------------------------------------------------------------
@@ -218,8 +259,11 @@ def _post(body: kopf.Body, events: list[tuple[str, str, str]], logger: kopf.Logg
 def version(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
     outcome = reconcile_version(kube(), dict(body), _stores, _record_key)
     meta = body["metadata"]
-    if outcome.status is not None:
-        kube().patch_status("modelversions", meta["namespace"], meta["name"], outcome.status)
+    written = outcome.status is not None and kube().patch_status(
+        "modelversions", meta["namespace"], meta["name"], outcome.status
+    )
+    if written:
+        _notify_version(dict(body), outcome)
     _post(body, outcome.events, logger)
     model = (body.get("spec") or {}).get("modelRef", {}).get("name")
     if model:
@@ -263,7 +307,9 @@ def registered_model(
             continue
         outcome = reconcile_version(kube(), mv, _stores, _record_key)
         if outcome.status is not None:
-            kube().patch_status("modelversions", namespace, mv["metadata"]["name"], outcome.status)
+            name = mv["metadata"]["name"]
+            if kube().patch_status("modelversions", namespace, name, outcome.status):
+                _notify_version(mv, outcome)
         _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
     _summarize(namespace, name)
 
@@ -273,6 +319,9 @@ def registered_model(
 
 def _reconcile_deployment(body: dict[str, Any], logger: kopf.Logger) -> None:
     outcome = reconcile_deployment(kube(), body)
+    model = (body.get("spec") or {}).get("modelRef", {}).get("name")
+    if _notifier is not None and model:
+        _notify_deployment(body, model, outcome.events)
     for type_, reason, message in outcome.events:
         kopf.event(cast(kopf.Body, body), type=type_, reason=reason, message=message)
         EVENTS.labels("ModelDeployment", type_, reason).inc()
@@ -280,6 +329,37 @@ def _reconcile_deployment(body: dict[str, Any], logger: kopf.Logger) -> None:
     model = (body.get("spec") or {}).get("modelRef", {}).get("name")
     if model:
         sync_version_stages(kube(), body["metadata"]["namespace"], model)
+
+
+def _notify_deployment(
+    body: dict[str, Any], model: str, events: list[tuple[str, str, str]]
+) -> None:
+    """Send the deployment's transitions, each naming the version it is about: the one that
+    failed for DeploymentFailed, the one served now otherwise."""
+    if _notifier is None:
+        return
+    meta = body["metadata"]
+    md = kube().get("modeldeployments", meta["namespace"], meta["name"]) or body
+    status = md.get("status") or {}
+    failed: dict[str, Any] = next(
+        (h for h in status.get("history", []) if h.get("result") == "Failed"), {}
+    )
+    for notice in deployment_notices(events):
+        about = failed if notice.event == NotificationEvent.DEPLOYMENT_FAILED else None
+        ref = about or status.get("currentVersion") or {}
+        mv = (
+            kube().get("modelversions", meta["namespace"], ref["name"]) if ref.get("name") else None
+        )
+        mv_status, mv_spec = (mv or {}).get("status") or {}, (mv or {}).get("spec") or {}
+        _notifier.send(
+            md,
+            model,
+            [notice],
+            version=ref.get("name"),
+            number=ref.get("number"),
+            digest=(mv_status.get("image") or {}).get("digest"),
+            artifact_uri=(mv_spec.get("artifact") or {}).get("uri"),
+        )
 
 
 def _reconcile_deployments_of(namespace: str, model: str, logger: kopf.Logger) -> None:

@@ -44,6 +44,8 @@ class Outcome:
     status: dict[str, Any] | None
     events: list[tuple[str, str, str]] = field(default_factory=list)  # (type, reason, message)
     retry: str | None = None  # why to retry soon (a verification was Unknown)
+    old: ModelVersionStatus | None = None  # the status before and after (for notifications)
+    new: ModelVersionStatus | None = None
 
 
 def _now() -> dt.datetime:
@@ -272,7 +274,7 @@ def _finish(
         )
     new_api, old_api = new.to_api(), old.to_api()
     patch = merge_patch(old_api, new_api) if new_api != old_api else None
-    return Outcome(patch, found, "; ".join(retry) if retry else None)
+    return Outcome(patch, found, "; ".join(retry) if retry else None, old, new)
 
 
 def _event_for(type_: str, c: Condition) -> tuple[str, str, str]:
