@@ -65,7 +65,11 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    settings.batching.worker_limit = 32
+    # no cap on per-object workers: an object waiting out a retry backoff (e.g. its
+    # registry is unreachable) holds its worker while it sleeps, so a cap made new objects
+    # wait behind retrying ones (found by tests/reliability/test_hostile_input.py). Workers
+    # are asyncio tasks; sync handlers still share the max_workers threads below.
+    settings.batching.worker_limit = None
     settings.execution.max_workers = 16
     # the CRDs are installed before the operator starts (Helm chart, `modelreg dev up`):
     # no need to watch CustomResourceDefinitions, nor the RBAC to do so
