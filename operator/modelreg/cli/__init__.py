@@ -8,6 +8,7 @@ from modelreg import __version__
 from modelreg.cli._common import EXIT_CODES_HELP
 from modelreg.cli.dev import dev
 from modelreg.cli.fetch import fetch_artifact
+from modelreg.cli.mlflow import import_mlflow
 from modelreg.cli.registry import COMMANDS as REGISTRY_COMMANDS
 from modelreg.cli.run import run
 
@@ -36,6 +37,7 @@ Example:
 main.add_command(dev)
 main.add_command(run)
 main.add_command(fetch_artifact)
+main.add_command(import_mlflow)
 for _command in REGISTRY_COMMANDS:
     main.add_command(_command)
 
