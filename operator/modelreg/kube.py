@@ -32,6 +32,10 @@ def load_client() -> kubernetes.client.ApiClient:
     return kubernetes.client.ApiClient()
 
 
+def _namespace_terminating(e: ApiException) -> bool:
+    return e.status == 403 and "NamespaceTerminating" in str(e.body)
+
+
 class Conflict(Exception):
     """The object changed since it was read (HTTP 409)."""
 
@@ -205,17 +209,28 @@ class Kube:
             "force": True,
             "_content_type": "application/apply-patch+yaml",
         }
-        if obj["kind"] == "Deployment":
-            self.apps.patch_namespaced_deployment(meta["name"], meta["namespace"], obj, **kwargs)
-        elif obj["kind"] == "Service":
-            self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
-        else:
-            raise ValueError(f"cannot apply a {obj['kind']}")
+        try:
+            if obj["kind"] == "Deployment":
+                self.apps.patch_namespaced_deployment(
+                    meta["name"], meta["namespace"], obj, **kwargs
+                )
+            elif obj["kind"] == "Service":
+                self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
+            else:
+                raise ValueError(f"cannot apply a {obj['kind']}")
+        except ApiException as e:
+            if _namespace_terminating(e):
+                # the ModelDeployment goes with its namespace: nothing left to serve
+                log.info(
+                    f"not applying {obj['kind']} {meta['name']}: {meta['namespace']} is terminating"
+                )
+                return
+            raise
 
     def scale_to_zero(self, namespace: str, name: str) -> None:
         """Scale a Deployment to zero through its scale subresource (template untouched)."""
         try:
             self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": 0}})
         except ApiException as e:
-            if e.status != 404:
+            if e.status != 404 and not _namespace_terminating(e):
                 raise
