@@ -53,3 +53,34 @@ def verify(key: bytes | None, namespace: str, model: str, annotations: Mapping[s
         return True
     given = annotations.get(ann.SIGNATURE, "")
     return hmac.compare_digest(given, sign(key, namespace, model, annotations))
+
+
+def _seal_payload(
+    namespace: str, name: str, uid: str, image: str | None, sha256: str | None
+) -> bytes:
+    return "\n".join(["seal", namespace, name, uid, image or "", sha256 or ""]).encode()
+
+
+def seal(
+    key: bytes, namespace: str, name: str, uid: str, image: str | None, sha256: str | None
+) -> str:
+    """The operator's seal over a deployable version's verified image digest and artifact
+    checksum (status.seal)."""
+    return hmac.new(
+        key, _seal_payload(namespace, name, uid, image, sha256), hashlib.sha256
+    ).hexdigest()
+
+
+def seal_valid(
+    key: bytes | None,
+    namespace: str,
+    name: str,
+    uid: str,
+    image: str | None,
+    sha256: str | None,
+    given: str | None,
+) -> bool:
+    """Whether ``given`` is the operator's seal for these values (True without a key)."""
+    if key is None:
+        return True
+    return hmac.compare_digest(given or "", seal(key, namespace, name, uid, image, sha256))

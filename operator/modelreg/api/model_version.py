@@ -262,6 +262,10 @@ class ModelVersionStatus(ApiModel):
     """Approval state and decisions."""
     stage: Stage = Stage.NONE
     """Where the version runs: None, Staging, Production, or Archived."""
+    seal: ShortText | None = None
+    """Written by the operator when the version is deployable: an HMAC over what it
+    verified (image digest, artifact sha256). A ModelDeployment serves only a version whose
+    seal matches, so a forged status (approval state, Ready, digest) is never deployed."""
     deployments: list[DeploymentRef] = Field(
         default_factory=list, max_length=64, json_schema_extra={"x-kubernetes-list-type": "atomic"}
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 import kopf
 
-from modelreg import builders, conditions, rollout
+from modelreg import approval, builders, conditions, record, rollout
 from modelreg.api import annotations as ann
 from modelreg.api.base import ConditionStatus, VersionRef, merge_patch
 from modelreg.api.model_deployment import (
@@ -26,7 +26,8 @@ from modelreg.api.model_deployment import (
     RolloutResult,
     ServedVersion,
 )
-from modelreg.api.model_version import Stage
+from modelreg.api.model_version import ApprovalState, ModelVersionSpec, Stage
+from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
 from modelreg.conditions import FALSE, TRUE, UNKNOWN
 from modelreg.kube import Kube
 
@@ -44,7 +45,21 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
 
-def _candidates(kube: Kube, namespace: str, model: str) -> list[rollout.Candidate]:
+def _candidates(
+    kube: Kube, namespace: str, model: str, key: bytes | None = None
+) -> list[rollout.Candidate]:
+    """The model's versions and whether each is deployable. With the record key, status
+    alone is not trusted (whoever may write status could forge it): the operator's seal
+    must match the verified digest and checksum, and the signed record of decisions must
+    satisfy the model's policy."""
+    policy: ApprovalPolicy | None = None
+    if key is not None:
+        rm = kube.get("registeredmodels", namespace, model)
+        policy = (
+            RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
+            if rm is not None
+            else None
+        )
     out = []
     for mv in kube.versions_of(namespace, model):
         status = mv.get("status") or {}
@@ -53,24 +68,51 @@ def _candidates(kube: Kube, namespace: str, model: str) -> list[rollout.Candidat
         ready: dict[str, Any] = next(
             (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
         )
+        annotations = mv["metadata"].get("annotations") or {}
+        resolved = (status.get("image") or {}).get("resolved")
         deployable = (
             ready.get("status") == "True"
-            and bool(
-                (status.get("image") or {}).get("resolved")
-                or "Image" in (mv["spec"].get("validation") or {}).get("skip", [])
-            )
-            and not ann.is_archived(mv["metadata"].get("annotations"))
+            and bool(resolved or "Image" in (mv["spec"].get("validation") or {}).get("skip", []))
+            and not ann.is_archived(annotations)
         )
+        reason = str(ready.get("reason", "Pending"))
+        if deployable and key is not None:
+            trusted = _untrusted_because(mv, model, key, policy)
+            if trusted is not None:
+                deployable, reason = False, trusted
         out.append(
-            rollout.Candidate(
-                mv["metadata"]["name"],
-                int(status["number"]),
-                deployable,
-                str(ready.get("reason", "Pending")),
-                mv,
-            )
+            rollout.Candidate(mv["metadata"]["name"], int(status["number"]), deployable, reason, mv)
         )
     return out
+
+
+def _untrusted_because(
+    mv: dict[str, Any], model: str, key: bytes, policy: ApprovalPolicy | None
+) -> str | None:
+    """Why a version whose status says Ready must not be trusted (None: it may be)."""
+    meta, status = mv["metadata"], mv.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    if not record.seal_valid(
+        key,
+        meta["namespace"],
+        meta["name"],
+        meta.get("uid", ""),
+        (status.get("image") or {}).get("resolved"),
+        (status.get("artifact") or {}).get("sha256"),
+        status.get("seal"),
+    ):
+        return "Unsealed"
+    if not record.verify(key, meta["namespace"], model, annotations):
+        return "RecordTampered"
+    if policy is None:
+        return "ModelNotFound"
+    metrics = ModelVersionSpec.model_validate(mv.get("spec") or {}).metrics
+    if (
+        approval.evaluate(policy, ann.decisions(annotations), metrics).state
+        != ApprovalState.APPROVED
+    ):
+        return "NotApproved"
+    return None
 
 
 def _serving(c: rollout.Candidate) -> builders.Serving:
@@ -89,8 +131,8 @@ def _serving(c: rollout.Candidate) -> builders.Serving:
 class _Run:
     """One reconcile of one ModelDeployment."""
 
-    def __init__(self, kube: Kube, body: dict[str, Any]) -> None:
-        self.kube, self.body = kube, body
+    def __init__(self, kube: Kube, body: dict[str, Any], key: bytes | None = None) -> None:
+        self.kube, self.body, self.key = kube, body, key
         meta = body["metadata"]
         self.name, self.namespace = meta["name"], meta["namespace"]
         self.generation = meta.get("generation")
@@ -186,7 +228,7 @@ class _Run:
 
     def run(self) -> Outcome:
         model = self.spec.model_ref.name
-        versions = _candidates(self.kube, self.namespace, model)
+        versions = _candidates(self.kube, self.namespace, model, self.key)
         by_name = {v.name: v for v in versions}
         target = rollout.choose_target(
             self.spec,
@@ -304,13 +346,15 @@ def _scaled_to_zero(dep: dict[str, Any] | None, wanted: int) -> bool:
     return dep is not None and wanted > 0 and (dep.get("spec") or {}).get("replicas") == 0
 
 
-def reconcile_deployment(kube: Kube, body: dict[str, Any]) -> Outcome:
+def reconcile_deployment(
+    kube: Kube, body: dict[str, Any], record_key: bytes | None = None
+) -> Outcome:
     meta = body["metadata"]
     with _locks[(meta["namespace"], meta["name"])]:
         fresh = kube.get("modeldeployments", meta["namespace"], meta["name"])
         if fresh is None:
             return Outcome(None)
-        outcome = _Run(kube, fresh).run()
+        outcome = _Run(kube, fresh, record_key).run()
         if outcome.status is not None:
             kube.patch_status("modeldeployments", meta["namespace"], meta["name"], outcome.status)
         return outcome

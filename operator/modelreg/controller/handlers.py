@@ -322,7 +322,7 @@ def registered_model(
 
 
 def _reconcile_deployment(body: dict[str, Any], logger: kopf.Logger) -> None:
-    outcome = reconcile_deployment(kube(), body)
+    outcome = reconcile_deployment(kube(), body, _record_key)
     model = (body.get("spec") or {}).get("modelRef", {}).get("name")
     if _notifier is not None and model:
         _notify_deployment(body, model, outcome.events)

@@ -221,6 +221,19 @@ def reconcile_version(
     status.conditions = conditions.set_condition(
         conds, READY, *_ready(conds, archived), gen, _now()
     )
+    ready = conditions.find(status.conditions, READY)
+    status.seal = (
+        record.seal(
+            record_key,
+            namespace,
+            name,
+            meta.get("uid", ""),
+            status.image.resolved if status.image else None,
+            status.artifact.sha256 if status.artifact else None,
+        )
+        if record_key is not None and ready is not None and ready.status == TRUE
+        else None
+    )
     return _finish(old, status, *events, retry=retry)
 
 
