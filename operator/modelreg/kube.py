@@ -168,14 +168,7 @@ class Kube:
         """The ``.dockerconfigjson`` documents of the named Secrets, and the names missing."""
         configs, missing = [], []
         for name in names:
-            try:
-                secret = self.core.read_namespaced_secret(name, namespace)
-            except ApiException as e:
-                if e.status == 404:
-                    missing.append(name)
-                    continue
-                raise
-            raw = (secret.data or {}).get(".dockerconfigjson")
+            raw = (self.secret_data(namespace, name) or {}).get(".dockerconfigjson")
             if raw:
                 configs.append(json.loads(base64.b64decode(raw)))
             else:

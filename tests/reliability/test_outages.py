@@ -44,33 +44,27 @@ def recovered(registry: Registry, name: str, type_: str) -> float:
     return time.monotonic() - start
 
 
-def test_s3_outage_is_unknown_then_recovers(
-    checked: Registry, dev_env: Any, artifacts: Artifacts, registries: Registries
+@pytest.mark.parametrize(
+    ("component", "condition"), [("minio", "ArtifactVerified"), ("registry", "ImageResolved")]
+)
+def test_store_or_registry_outage_is_unknown_then_recovers(
+    checked: Registry,
+    dev_env: Any,
+    artifacts: Artifacts,
+    registries: Registries,
+    component: str,
+    condition: str,
 ) -> None:
     checked.model("m")
     art, _ = artifacts.upload("m/v1")
-    img = image(registries, "serving/sklearn", "s3-outage").reference
-    with stopped(dev_env, "minio"):
+    img = image(registries, "serving/sklearn", f"{component}-outage").reference
+    with stopped(dev_env, component):
         checked.version("v1", "m", art, img)
-        c = never_false(checked, "v1", "ArtifactVerified", 8)
+        c = never_false(checked, "v1", condition, 8)
         assert c.get("status") == "Unknown", c
         assert "cannot reach" in c["message"], c
-    took = recovered(checked, "v1", "ArtifactVerified")
-    print(f"S3 back: ArtifactVerified True {took:.1f} s later")
-
-
-def test_registry_outage_is_unknown_then_recovers(
-    checked: Registry, dev_env: Any, artifacts: Artifacts, registries: Registries
-) -> None:
-    checked.model("m")
-    art, _ = artifacts.upload("m/v1")
-    img = image(registries, "serving/sklearn", "registry-outage").reference
-    with stopped(dev_env, "registry"):
-        checked.version("v1", "m", art, img)
-        c = never_false(checked, "v1", "ImageResolved", 8)
-        assert c.get("status") == "Unknown", c
-    took = recovered(checked, "v1", "ImageResolved")
-    print(f"registry back: ImageResolved True {took:.1f} s later")
+    took = recovered(checked, "v1", condition)
+    print(f"{component} back: {condition} True {took:.1f} s later")
 
 
 @pytest.mark.parametrize("component", ["kube-apiserver", "etcd"])

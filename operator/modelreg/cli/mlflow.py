@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from pathlib import Path
-from typing import Any
 
 import click
 
@@ -19,31 +16,6 @@ def _map(values: tuple[str, ...]) -> dict[str, str]:
             raise click.BadParameter(f"{v!r} is not FROM=TO", param_hint="--map-artifacts")
         out[prefix] = target
     return out
-
-
-def _kube(context: str | None, namespace: str | None) -> tuple[Any, str]:
-    """An API client (in-cluster, else the kubeconfig and ``context``) and the namespace
-    (given, else the context's, else the pod's, else "default")."""
-    import kubernetes
-
-    if context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
-        try:
-            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
-            pod_ns = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
-            ns = namespace or (Path(pod_ns).read_text().strip() if Path(pod_ns).exists() else "")
-            return kubernetes.client.ApiClient(), ns or "default"
-        except kubernetes.config.ConfigException:
-            pass
-    # $KUBECONFIG as it is now (the client reads it once, when first imported)
-    config_file = os.environ.get("KUBECONFIG") or None
-    try:
-        api = kubernetes.config.new_client_from_config(config_file, context=context)  # type: ignore[no-untyped-call]
-        contexts, current = kubernetes.config.list_kube_config_contexts(config_file)  # type: ignore[no-untyped-call]
-    except kubernetes.config.ConfigException as e:
-        raise click.ClickException(f"cannot load the kubeconfig: {e}") from e
-    chosen = next((c for c in contexts if c["name"] == context), current) if context else current
-    ns = namespace or (chosen or {}).get("context", {}).get("namespace") or "default"
-    return api, ns
 
 
 @click.command("import-mlflow")
@@ -120,7 +92,15 @@ def import_mlflow(
     from modelreg.mlflow_import import import_registered_models
 
     mapping = _map(mappings)
-    api, ns = _kube(context, namespace)
+    from modelreg.cli._common import client
+    from modelreg.sdk.errors import ModelregError
+
+    try:
+        # the SDK's connection and namespace rules (kubeconfig/context, else in-cluster)
+        connected = client(namespace, context, None)
+    except ModelregError as e:
+        raise click.ClickException(str(e)) from e
+    api, ns = connected.api, connected.namespace
     try:
         report = import_registered_models(
             tracking_uri,

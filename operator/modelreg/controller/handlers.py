@@ -151,22 +151,23 @@ def _notify_version(body: dict[str, Any], outcome: VersionOutcome) -> None:
 # --- admission -----------------------------------------------------------------------------
 
 
+def _model_spec(namespace: str, model: str) -> RegisteredModelSpec | None:
+    rm = kube().get("registeredmodels", namespace, model)
+    return None if rm is None else RegisteredModelSpec.model_validate(rm.get("spec") or {})
+
+
 def _policy_lookup(namespace: str) -> admission.PolicyLookup:
     def lookup(model: str) -> ApprovalPolicy | None:
-        rm = kube().get("registeredmodels", namespace, model)
-        if rm is None:
-            return None
-        return RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
+        spec = _model_spec(namespace, model)
+        return None if spec is None else spec.approval_policy
 
     return lookup
 
 
 def _security_lookup(namespace: str) -> admission.SecurityLookup:
     def lookup(model: str) -> SecurityPolicy | None:
-        rm = kube().get("registeredmodels", namespace, model)
-        if rm is None:
-            return None
-        return RegisteredModelSpec.model_validate(rm.get("spec") or {}).security_policy
+        spec = _model_spec(namespace, model)
+        return None if spec is None else spec.security_policy
 
     return lookup
 
