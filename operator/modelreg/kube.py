@@ -138,6 +138,39 @@ class Kube:
             raise
         return dict(secret.data or {})
 
+    # --- authorization -----------------------------------------------------------------
+
+    def allowed(
+        self,
+        user: Obj,
+        namespace: str,
+        verb: str,
+        group: str,
+        resource: str,
+        name: str = "",
+    ) -> bool:
+        """Whether ``user`` (an admission request's userInfo) may ``verb`` the resource in
+        ``namespace``, as the API server's authorizers answer a SubjectAccessReview."""
+        attributes = {"namespace": namespace, "verb": verb, "group": group, "resource": resource}
+        spec: Obj = {
+            "user": user.get("username", ""),
+            "groups": list(user.get("groups") or []),
+            "resourceAttributes": attributes | ({"name": name} if name else {}),
+        }
+        if user.get("uid"):
+            spec["uid"] = user["uid"]
+        if user.get("extra"):
+            spec["extra"] = {k: list(v) for k, v in user["extra"].items()}
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": spec,
+        }
+        result = kubernetes.client.AuthorizationV1Api(self.api).create_subject_access_review(
+            review  # type: ignore[arg-type]
+        )
+        return bool(result.status and result.status.allowed)
+
     def post_event(self, obj: Obj, type_: str, reason: str, message: str) -> None:
         """A core/v1 Event about ``obj``, from outside a kopf handler (best effort)."""
         meta = obj["metadata"]

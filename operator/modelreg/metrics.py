@@ -12,8 +12,10 @@ EVENTS = Counter(
 )
 ADMISSION_REVIEWS = Counter(
     "modelreg_admission_reviews",
-    "ModelVersion admission reviews answered by the approval webhook, by operation and result.",
-    ["operation", "result"],
+    "Admission reviews answered, by webhook (approval-record: ModelVersions; "
+    "deployment-authority: ModelDeployments; model-authority: RegisteredModels), "
+    "operation and result.",
+    ["webhook", "operation", "result"],
 )
 NOTIFICATIONS = Counter(
     "modelreg_notifications",

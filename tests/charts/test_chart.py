@@ -25,7 +25,10 @@ import modelreg.controller.handlers
 from modelreg.api import GROUP, VERSION
 print(json.dumps(build_webhooks(
     get_default_registry()._webhooks.get_all_handlers(),
-    resources=[Resource(GROUP, VERSION, "modelversions")],
+    resources=[
+        Resource(GROUP, VERSION, p)
+        for p in ("modelversions", "modeldeployments", "registeredmodels")
+    ],
     name_suffix="modelreg.dev",
     client_config={"service": {"name": "x", "namespace": "y", "path": "", "port": 443}},
 )))
@@ -161,7 +164,10 @@ def test_namespaced_mode_limits_roles_and_webhook_to_the_watched_namespaces(
         ("modelreg-system", "r1-modelreg-self"),
     }
     cluster_roles = of_kind(objects, "ClusterRole")
-    assert [r["metadata"]["name"] for r in cluster_roles] == ["r1-modelreg-modelreg-system-webhook"]
+    assert [r["metadata"]["name"] for r in cluster_roles] == [
+        "r1-modelreg-modelreg-system-access-review",
+        "r1-modelreg-modelreg-system-webhook",
+    ]
     (config,) = of_kind(objects, "MutatingWebhookConfiguration")
     selector = config["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]
     assert selector["values"] == ["team-a", "team-b"]

@@ -265,9 +265,10 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
                 assert registry.get(MD, "serve")["status"]["currentVersion"]["name"] == "v1"
 
                 scraped = httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=10).text
-                assert 'modelreg_admission_reviews_total{operation="CREATE",result="allowed"}' in (
-                    scraped
-                )
+                assert (
+                    'modelreg_admission_reviews_total{operation="CREATE",result="allowed",'
+                    'webhook="approval-record"}'
+                ) in scraped
                 assert 'kind="ModelVersion",reason="VersionReady"' in scraped
 
                 # upgrade: a changed value; certificate and record key are kept

@@ -6,7 +6,13 @@ import pytest
 from modelreg.api import annotations as ann
 from modelreg.api.registered_model import ApprovalPolicy, Approvers, SecurityPolicy
 from modelreg.approval import Requester
-from modelreg.controller.admission import Denied, admit_version
+from modelreg.controller.admission import (
+    CREATE_DEPLOYMENTS,
+    Access,
+    Denied,
+    admit_delegation,
+    admit_version,
+)
 
 NOW = dt.datetime(2026, 11, 22, 10, tzinfo=dt.UTC)
 POLICY = ApprovalPolicy(approvers=Approvers(groups=["ml-approvers"]))
@@ -113,3 +119,75 @@ def test_archiving_records_who_and_unarchiving_clears_it():
         admit("CREATE", mv(**{ann.ARCHIVED: "true"}))
     with pytest.raises(Denied, match="while ModelDeployment"):
         admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv(), serving=["serve"])
+
+
+# --- confused deputy: nothing used on the author's behalf beyond their own RBAC ----------------
+
+
+def md(**spec: Any) -> dict[str, Any]:
+    return {"kind": "ModelDeployment", "spec": {"modelRef": {"name": "m"}, **spec}}
+
+
+def granting(*allowed: Access) -> tuple[list[Access], Any]:
+    asked: list[Access] = []
+
+    def may(access: Access) -> bool:
+        asked.append(access)
+        return access in allowed
+
+    return asked, may
+
+
+def test_naming_nothing_asks_nothing():
+    asked, may = granting()
+    admit_delegation("ModelDeployment", md(replicas=3), None, may)
+    assert asked == []
+
+
+def test_service_account_and_secret_need_use_and_get_unless_deployments_are_allowed():
+    spec = md(serviceAccountName="fraud-serving", storage={"secretRef": {"name": "s3"}})
+    _, may = granting()
+    with pytest.raises(
+        Denied,
+        match=r"spec.serviceAccountName: you may not use serviceaccounts "
+        r"'fraud-serving'.*or create deployments.apps",
+    ):
+        admit_delegation("ModelDeployment", spec, None, may)
+    _, may = granting(Access("use", "serviceaccounts", name="fraud-serving"))
+    with pytest.raises(Denied, match=r"spec.storage.secretRef: you may not get secrets 's3'"):
+        admit_delegation("ModelDeployment", spec, None, may)
+    _, may = granting(
+        Access("use", "serviceaccounts", name="fraud-serving"), Access("get", "secrets", name="s3")
+    )
+    admit_delegation("ModelDeployment", spec, None, may)
+    _, may = granting(CREATE_DEPLOYMENTS)  # could run such pods directly: gains nothing
+    admit_delegation("ModelDeployment", spec, None, may)
+
+
+def test_only_what_the_request_adds_or_changes_is_checked():
+    old = md(serviceAccountName="fraud-serving")
+    asked, may = granting()
+    admit_delegation(
+        "ModelDeployment", md(serviceAccountName="fraud-serving", replicas=5), old, may
+    )
+    assert asked == []
+    with pytest.raises(Denied, match="'other'"):
+        admit_delegation("ModelDeployment", md(serviceAccountName="other"), old, may)
+
+
+def test_pull_secrets_and_notification_secrets_are_checked_per_entry():
+    version = {
+        "kind": "ModelVersion",
+        "spec": {"image": {"reference": "r/x:1", "pullSecrets": [{"name": "a"}, {"name": "b"}]}},
+    }
+    _, may = granting(Access("get", "secrets", name="a"))
+    with pytest.raises(Denied, match=r"spec.image.pullSecrets\[1\]: you may not get secrets 'b'"):
+        admit_delegation("ModelVersion", version, None, may)
+    model = {
+        "kind": "RegisteredModel",
+        "spec": {"notifications": [{"url": "https://h", "secretRef": {"name": "hmac"}}]},
+    }
+    with pytest.raises(Denied, match=r"spec.notifications\[0\].secretRef"):
+        admit_delegation("RegisteredModel", model, None, may)
+    _, may = granting(Access("get", "secrets", name="hmac"))
+    admit_delegation("RegisteredModel", model, None, may)

@@ -118,17 +118,23 @@ def test_private_image_with_and_without_pull_secret(
             },
         },
     )
-    registry.create(
-        MV,
-        "ModelVersion",
-        "withsecret",
-        {
-            "modelRef": {"name": "p"},
-            "artifact": art,
-            "image": {"reference": img.reference, "pullSecrets": [{"name": "regcred"}]},
-        },
-        user="dana",
+    spec = {
+        "modelRef": {"name": "p"},
+        "artifact": art,
+        "image": {"reference": img.reference, "pullSecrets": [{"name": "regcred"}]},
+    }
+    # dana may name the Secret only once she may read it (docs/security.md)
+    message = denied(lambda: registry.create(MV, "ModelVersion", "withsecret", spec, user="dana"))
+    assert "spec.image.pullSecrets[0]: you may not get secrets 'regcred'" in message
+    ns = registry.namespace
+    registry.cluster.kubectl(
+        "-n", ns, "create", "role", "regcred", "--verb=get", "--resource=secrets",
+        "--resource-name=regcred",
+    )  # fmt: skip
+    registry.cluster.kubectl(
+        "-n", ns, "create", "rolebinding", "regcred", "--role=regcred", "--user=dana"
     )
+    registry.create(MV, "ModelVersion", "withsecret", spec, user="dana")
     registry.wait_condition(MV, "withsecret", "ImageResolved", "True", "Resolved")
     assert registry.get(MV, "withsecret")["status"]["image"]["digest"] == img.digest
 

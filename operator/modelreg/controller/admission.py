@@ -1,4 +1,5 @@
-"""The admission rules for ModelVersions (pure, given a policy lookup).
+"""The admission rules (pure, given lookups): ModelVersion decisions, and what a
+ModelDeployment may make the operator do on its author's behalf.
 
 Every request that sets ``modelreg.dev/approval`` is one decision by the requesting user:
 the webhook checks the user against the model's approval policy, appends the decision to
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from modelreg import policy
@@ -128,3 +130,77 @@ def admit_version(
     if ann.APPROVAL_COMMENT in new_ann:
         changes[ann.APPROVAL_COMMENT] = None
     return changes
+
+
+# --- no power beyond the requester's own (confused deputy) -----------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    """One RBAC question about the requester, in the request's namespace."""
+
+    verb: str
+    resource: str
+    group: str = ""
+    name: str = ""
+
+    def __str__(self) -> str:
+        kind = f"{self.resource}.{self.group}" if self.group else self.resource
+        return f"{self.verb} {kind}" + (f" {self.name!r}" if self.name else "")
+
+
+#: whether the requester may do ``Access`` in the namespace (a SubjectAccessReview)
+AccessCheck = Callable[[Access], bool]
+
+#: a requester who may create Deployments may already run pods under any ServiceAccount,
+#: with any Secret as env or pull secret: they gain nothing through modelreg
+CREATE_DEPLOYMENTS = Access("create", "deployments", "apps")
+
+
+def _secret(name: str) -> Access:
+    return Access("get", "secrets", name=name)
+
+
+def delegated(kind: str, spec: Obj) -> dict[str, Access]:
+    """The fields of a spec that make the operator use something on its author's behalf."""
+    asks: dict[str, Access] = {}
+    if kind == "ModelDeployment":
+        if account := spec.get("serviceAccountName"):
+            asks["spec.serviceAccountName"] = Access("use", "serviceaccounts", name=account)
+        if secret := ((spec.get("storage") or {}).get("secretRef") or {}).get("name"):
+            asks["spec.storage.secretRef"] = _secret(secret)
+    elif kind == "ModelVersion":
+        for i, ref in enumerate((spec.get("image") or {}).get("pullSecrets") or []):
+            if name := (ref or {}).get("name"):
+                asks[f"spec.image.pullSecrets[{i}]"] = _secret(name)
+    elif kind == "RegisteredModel":
+        for i, hook in enumerate(spec.get("notifications") or []):
+            if name := ((hook or {}).get("secretRef") or {}).get("name"):
+                asks[f"spec.notifications[{i}].secretRef"] = _secret(name)
+    return asks
+
+
+def admit_delegation(kind: str, new: Obj, old: Obj | None, may: AccessCheck) -> None:
+    """Refuse an object that would let its author do through the operator what RBAC does
+    not let them do themselves; raises :class:`Denied`.
+
+    What the operator uses on the author's behalf: the ServiceAccount the serving pods
+    run as and the Secret the storage initializer reads (ModelDeployment), the pull
+    Secrets it resolves and pulls the image with (ModelVersion), the Secret it signs
+    notifications with (RegisteredModel). Kubernetes lets anyone who may create
+    Deployments use all of these; anyone else needs each one granted: ``get`` on the
+    Secret, the custom verb ``use`` on the ServiceAccount. Only what this request adds or
+    changes is checked, so editing ``replicas`` of a deployment an admin set up needs no
+    more than the right to edit it.
+    """
+    before = set(delegated(kind, (old or {}).get("spec") or {}).values())
+    asks = [(f, a) for f, a in delegated(kind, new.get("spec") or {}).items() if a not in before]
+    missing = [(f, a) for f, a in asks if not may(a)]
+    if not missing or may(CREATE_DEPLOYMENTS):
+        return
+    field, access = missing[0]
+    raise Denied(
+        f"{field}: you may not {access} in this namespace, and modelreg uses it only for "
+        f"someone who could ({access}, or {CREATE_DEPLOYMENTS}); ask a namespace admin for "
+        "that RBAC permission, or remove the field"
+    )

@@ -203,6 +203,9 @@ def record_decisions(
 ) -> None:
     requester = Requester(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
     try:
+        admission.admit_delegation(
+            "ModelVersion", body, kwargs.get("old"), _access_check(userinfo, namespace or "")
+        )
         changes = admission.admit_version(
             kwargs["operation"],
             body,
@@ -215,9 +218,9 @@ def record_decisions(
             _security_lookup(namespace or ""),
         )
     except admission.Denied as e:
-        ADMISSION_REVIEWS.labels(kwargs["operation"], "denied").inc()
+        ADMISSION_REVIEWS.labels("approval-record", kwargs["operation"], "denied").inc()
         raise kopf.AdmissionError(str(e), code=403) from e
-    ADMISSION_REVIEWS.labels(kwargs["operation"], "allowed").inc()
+    ADMISSION_REVIEWS.labels("approval-record", kwargs["operation"], "allowed").inc()
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
         reserved = reserve(kube(), namespace or "", model) if model else None
@@ -246,6 +249,63 @@ def record_decisions(
             f"registered by {requester.user}",
             extra={"user": requester.user, "reason": "VersionRegistered"},
         )
+
+
+def _access_check(userinfo: kopf.UserInfo, namespace: str) -> admission.AccessCheck:
+    def may(access: admission.Access) -> bool:
+        return kube().allowed(
+            dict(userinfo), namespace, access.verb, access.group, access.resource, access.name
+        )
+
+    return may
+
+
+def _check_delegation(
+    webhook: str, body: kopf.Body, userinfo: kopf.UserInfo, **kwargs: Any
+) -> None:
+    """Refuse an object naming a ServiceAccount or Secret its author could not use
+    themselves: the operator must not be a confused deputy. Changes nothing."""
+    try:
+        admission.admit_delegation(
+            body.get("kind", ""),
+            body,
+            kwargs.get("old"),
+            _access_check(userinfo, kwargs.get("namespace") or ""),
+        )
+    except admission.Denied as e:
+        ADMISSION_REVIEWS.labels(webhook, kwargs["operation"], "denied").inc()
+        raise kopf.AdmissionError(str(e), code=403) from e
+    ADMISSION_REVIEWS.labels(webhook, kwargs["operation"], "allowed").inc()
+
+
+# kept when the operator stops (persistent): without them, anyone could name any
+# ServiceAccount or Secret
+@kopf.on.mutate(
+    GROUP,
+    VERSION,
+    "modeldeployments",
+    operations=["CREATE", "UPDATE"],
+    id="deployment-authority",
+    side_effects=False,
+    ignore_failures=False,
+    persistent=True,
+)
+def check_deployment_authority(**kwargs: Any) -> None:
+    _check_delegation("deployment-authority", **kwargs)
+
+
+@kopf.on.mutate(
+    GROUP,
+    VERSION,
+    "registeredmodels",
+    operations=["CREATE", "UPDATE"],
+    id="model-authority",
+    side_effects=False,
+    ignore_failures=False,
+    persistent=True,
+)
+def check_model_authority(**kwargs: Any) -> None:
+    _check_delegation("model-authority", **kwargs)
 
 
 # --- ModelVersion ----------------------------------------------------------------------------
