@@ -73,6 +73,25 @@ def test_failure_detection():
     assert rollout_failure(dep("2"), [crashing], 2) == "CrashLoopBackOff"
     # an old version's crashing pod is not this rollout's failure
     assert rollout_failure(dep("2"), [crashing], 3) is None
+    # the storage initializer crash-loops when the artifact's sha256 does not match
+    init = {
+        "metadata": {"labels": {"modelreg.dev/version": "2"}},
+        "status": {
+            "phase": "Pending",
+            "initContainerStatuses": [
+                {
+                    "name": "storage-initializer",
+                    "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+                }
+            ],
+            "containerStatuses": [
+                {"name": "model", "state": {"waiting": {"reason": "PodInitializing"}}}
+            ],
+        },
+    }
+    assert rollout_failure(dep("2"), [init], 2) == "StorageInitializerFailed"
+    init["status"]["initContainerStatuses"][0]["state"] = {"running": {}}
+    assert rollout_failure(dep("2"), [init], 2) is None
 
 
 def test_rolled_out_needs_all_replicas_updated_and_available():

@@ -12,6 +12,9 @@ from modelreg.api.model_deployment import ModelDeploymentSpec
 MODEL_DIR = "/mnt/models"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelreg"}
 
+#: the init container that fetches the artifact and checks its sha256
+STORAGE_INITIALIZER = "storage-initializer"
+
 
 @dataclass(frozen=True)
 class Serving:
@@ -71,7 +74,7 @@ def deployment(
     if serving is not None and serving.artifact_sha256:
         fetch += ["--sha256", serving.artifact_sha256]
     init: dict[str, Any] = {
-        "name": "storage-initializer",
+        "name": STORAGE_INITIALIZER,
         "image": initializer_image,
         "args": fetch,
         "volumeMounts": [{"name": "model-store", "mountPath": MODEL_DIR}],

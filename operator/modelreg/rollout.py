@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg.api.model_deployment import HistoryEntry, ModelDeploymentSpec, RolloutResult
+from modelreg.builders import STORAGE_INITIALIZER
 
 
 @dataclass(frozen=True)
@@ -123,16 +124,22 @@ def rollout_failure(
     for pod in pods:
         if pod["metadata"].get("labels", {}).get("modelreg.dev/version") != str(number):
             continue
-        for cs in (pod.get("status") or {}).get("containerStatuses", []):
+        status = pod.get("status") or {}
+        for cs in status.get("initContainerStatuses", []) + status.get("containerStatuses", []):
             waiting = (cs.get("state") or {}).get("waiting") or {}
-            if waiting.get("reason") in (
-                "CrashLoopBackOff",
-                "ImagePullBackOff",
-                "ErrImagePull",
-                "CreateContainerConfigError",
-            ):
+            if waiting.get("reason") in _STUCK:
+                if (
+                    cs.get("name") == STORAGE_INITIALIZER
+                    and waiting["reason"] == "CrashLoopBackOff"
+                ):
+                    # the artifact cannot be fetched, or does not match its sha256
+                    return "StorageInitializerFailed"
                 return str(waiting["reason"])
     return None
+
+
+#: container states that will not get better by waiting
+_STUCK = ("CrashLoopBackOff", "ImagePullBackOff", "ErrImagePull", "CreateContainerConfigError")
 
 
 def rolled_out(deployment: dict[str, Any] | None, number: int, replicas: int) -> bool:

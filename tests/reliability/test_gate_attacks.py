@@ -58,6 +58,46 @@ def test_outsiders_self_approval_and_written_records_are_refused(
         assert "written by modelreg only" in message
 
 
+def service_account_client(cluster: Cluster, namespace: str, name: str) -> Any:
+    """An API client authenticated by a bound token of ServiceAccount ``name``."""
+    core = kubernetes.client.CoreV1Api(cluster.api())
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": name}})
+    token = core.create_namespaced_service_account_token(
+        name, namespace, {"spec": {"expirationSeconds": 600}}
+    ).status.token
+    admin = cluster.api().configuration
+    config = kubernetes.client.Configuration(host=admin.host)
+    config.ssl_ca_cert = admin.ssl_ca_cert
+    config.api_key = {"authorization": f"Bearer {token}"}
+    return kubernetes.client.ApiClient(config)
+
+
+def test_a_service_account_outside_the_policy_cannot_decide(
+    gate: Registry, cluster: Cluster
+) -> None:
+    """A CI bot's ServiceAccount may edit ModelVersions (RBAC), but the policy names only
+    the ml-approvers group: its approval is refused like any other outsider's."""
+    ns = gate.namespace
+    client = service_account_client(cluster, ns, "ci-bot")
+    cluster.kubectl(
+        "-n", ns, "create", "rolebinding", "ci-bot-edits", "--clusterrole=modelreg-dev-editor",
+        f"--serviceaccount={ns}:ci-bot",
+    )  # fmt: skip
+    api = kubernetes.client.CustomObjectsApi(client)
+    approve = {"metadata": {"annotations": {"modelreg.dev/approval": "Approved"}}}
+    message = denied(
+        lambda: api.patch_namespaced_custom_object(
+            "modelreg.dev", "v1alpha1", ns, MV, "v2", approve
+        )
+    )
+    assert f"'system:serviceaccount:{ns}:ci-bot' is not an approver" in message
+    # RBAC let it through to the webhook: a harmless edit by the same identity is accepted
+    api.patch_namespaced_custom_object(
+        "modelreg.dev", "v1alpha1", ns, MV, "v2",
+        {"metadata": {"annotations": {"modelreg.dev/approval-comment": "from CI"}}},
+    )  # fmt: skip
+
+
 def test_replaying_another_versions_record_is_refused(gate: Registry) -> None:
     v1 = gate.get(MV, "v1")["metadata"]["annotations"]
     record = {k: v for k, v in v1.items() if k.startswith("modelreg.dev/")}
