@@ -185,7 +185,7 @@ def test_an_artifact_overwritten_after_approval_fails_the_initializer_and_rolls_
         for rs in apps.list_namespaced_replica_set(registry.namespace).items
         if rs.spec.template.metadata.labels.get("modelreg.dev/version") == "2"
     ]
-    (init,) = template.spec.init_containers
+    (init,) = template.spec.init_containers or []
     args = list(init.args)
     args[args.index("--dest") + 1] = str(tmp_path / "models")
     run = subprocess.run(
