@@ -39,13 +39,14 @@ def everything_written(cluster: Cluster, namespace: str) -> dict[str, str]:
         )
         for plural in ("registeredmodels", "modelversions", "modeldeployments")
     }
-    for kind, items in {
+    listed: dict[str, list[Any]] = {
         "events": core.list_namespaced_event(namespace).items,
         "pods": core.list_namespaced_pod(namespace).items,
         "services": core.list_namespaced_service(namespace).items,
         "deployments": apps.list_namespaced_deployment(namespace).items,
         "replicasets": apps.list_namespaced_replica_set(namespace).items,
-    }.items():
+    }
+    for kind, items in listed.items():
         found[kind] = json.dumps([api.sanitize_for_serialization(i) for i in items])
     return found
 
