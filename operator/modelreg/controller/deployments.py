@@ -46,20 +46,13 @@ def _now() -> dt.datetime:
 
 
 def _candidates(
-    kube: Kube, namespace: str, model: str, key: bytes | None = None
+    kube: Kube, namespace: str, model: str, rm: dict[str, Any], key: bytes | None = None
 ) -> list[rollout.Candidate]:
-    """The model's versions and whether each is deployable. With the record key, status
-    alone is not trusted (whoever may write status could forge it): the operator's seal
-    must match the verified digest and checksum, and the signed record of decisions must
-    satisfy the model's policy."""
-    policy: ApprovalPolicy | None = None
-    if key is not None:
-        rm = kube.get("registeredmodels", namespace, model)
-        policy = (
-            RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
-            if rm is not None
-            else None
-        )
+    """The versions of model ``rm`` and whether each is deployable. With the record key,
+    status alone is not trusted (whoever may write status could forge it): the operator's
+    seal must match the verified digest and checksum, and the signed record of decisions
+    must satisfy the model's policy."""
+    policy = RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
     out = []
     for mv in kube.versions_of(namespace, model):
         status = mv.get("status") or {}
@@ -228,7 +221,21 @@ class _Run:
 
     def run(self) -> Outcome:
         model = self.spec.model_ref.name
-        versions = _candidates(self.kube, self.namespace, model, self.key)
+        rm = self.kube.get("registeredmodels", self.namespace, model)
+        if rm is None:
+            # its policy is gone with it, so no version can be judged: hold, do not revoke
+            # (deleting a model by mistake must not take production down)
+            current = self.status.current_version
+            held = f"; the Deployment keeps serving {current.name}" if current else ""
+            self.condition(
+                "Ready",
+                FALSE,
+                "ModelNotFound",
+                f"RegisteredModel {model!r} does not exist in {self.namespace}{held}; nothing "
+                "is rolled out or back until it is created again",
+            )
+            return self.finish()
+        versions = _candidates(self.kube, self.namespace, model, rm, self.key)
         by_name = {v.name: v for v in versions}
         target = rollout.choose_target(
             self.spec,

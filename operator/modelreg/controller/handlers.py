@@ -372,11 +372,30 @@ def registered_model(
             continue
         outcome = reconcile_version(kube(), mv, _stores, _record_key)
         if outcome.status is not None:
-            name = mv["metadata"]["name"]
-            if kube().patch_status("modelversions", namespace, name, outcome.status):
+            mv_name = mv["metadata"]["name"]
+            if kube().patch_status("modelversions", namespace, mv_name, outcome.status):
                 _notify_version(mv, outcome)
         _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
     _summarize(namespace, name)
+    # a policy change can make a served version undeployable, or a waiting one deployable
+    _reconcile_deployments_of(namespace, name, logger)
+
+
+@kopf.on.event(GROUP, VERSION, "registeredmodels")
+def registered_model_gone(
+    event: kopf.RawEvent, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
+) -> None:
+    """A model was deleted under its versions: they wait for it (Ready=False,
+    ModelNotFound) and its deployments hold what they serve, until it is created again."""
+    if event.get("type") != "DELETED":
+        return
+    namespace = namespace or ""
+    for mv in kube().versions_of(namespace, name):
+        outcome = reconcile_version(kube(), mv, _stores, _record_key)
+        if outcome.status is not None:
+            kube().patch_status("modelversions", namespace, mv["metadata"]["name"], outcome.status)
+        _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
+    _reconcile_deployments_of(namespace, name, logger)
 
 
 # --- ModelDeployment -------------------------------------------------------------------------
