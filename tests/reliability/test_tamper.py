@@ -198,3 +198,31 @@ def test_an_artifact_overwritten_after_approval_fails_the_initializer_and_rolls_
     )
     assert run.returncode == 1, run.stderr
     assert "the artifact changed since it was registered" in run.stderr
+
+
+def test_a_version_that_skips_image_resolution_is_served_only_by_digest(
+    checked: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """validation.skip [Image] makes a version Ready without resolving its image (the
+    contract), but a Deployment never runs a tag: only a reference that is already a
+    digest is served."""
+    registry = checked
+    registry.model("m")
+    pushed = registries.push("serving/unresolved", "latest")
+    skip = {"skip": ["Image"]}
+    for name, ref in (("by-tag", pushed.reference), ("by-digest", pushed.pinned)):
+        art, _ = artifacts.upload(f"m/{name}")
+        registry.version(name, "m", art, ref, validation=skip)
+        registry.approve(name, "alice")
+        registry.wait_condition(MV, name, "Ready", "True", "Deployable")
+    deployment(registry, version={"name": "by-tag"})
+    c = registry.wait_condition(MD, "serve", "Ready", "False", "VersionInvalid")
+    assert "by-tag is not deployable (ImageNotPinned)" in c["message"]
+    apps = kubernetes.client.AppsV1Api(registry.cluster.api())
+    assert not _exists(apps, registry.namespace)
+    registry.api().patch_namespaced_custom_object(
+        "modelreg.dev", "v1alpha1", registry.namespace, MD, "serve",
+        {"spec": {"version": {"name": "by-digest"}}},
+    )  # fmt: skip
+    served(registry, "by-digest")
+    assert served_image(registry) == pushed.pinned

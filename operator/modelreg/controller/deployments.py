@@ -63,12 +63,15 @@ def _candidates(
         )
         annotations = mv["metadata"].get("annotations") or {}
         resolved = (status.get("image") or {}).get("resolved")
-        deployable = (
-            ready.get("status") == "True"
-            and bool(resolved or "Image" in (mv["spec"].get("validation") or {}).get("skip", []))
-            and not ann.is_archived(annotations)
+        # with validation.skip [Image] nothing was resolved: the reference itself must be
+        # a digest, since a Deployment never runs a tag (it could change under the approval)
+        pinned = bool(resolved) or "@sha256:" in (mv["spec"].get("image") or {}).get(
+            "reference", ""
         )
+        deployable = ready.get("status") == "True" and pinned and not ann.is_archived(annotations)
         reason = str(ready.get("reason", "Pending"))
+        if ready.get("status") == "True" and not pinned:
+            reason = "ImageNotPinned"
         if deployable and key is not None:
             trusted = _untrusted_because(mv, model, key, policy)
             if trusted is not None:
