@@ -1,3 +1,5 @@
+import dataclasses
+
 from modelreg import record
 from modelreg.api import annotations as ann
 
@@ -32,18 +34,40 @@ def test_without_a_key_nothing_is_checked():
     assert record.verify(None, "ns", "fraud", dict(RECORD))
 
 
-def test_seal_binds_namespace_name_uid_digest_and_checksum() -> None:
+def test_seal_binds_namespace_name_uid_digest_checksum_and_verdict() -> None:
     key = b"k" * 32
-    args = ["ns", "v1", "uid-1", "r.io/s@sha256:" + "a" * 64, "b" * 64]
-    sealed = record.seal(key, args[0], args[1], args[2], args[3], args[4])
+    values = record.Verification("ns", "v1", "uid-1", "r.io/s@sha256:" + "a" * 64, "b" * 64, True)
+    sealed = record.seal(key, values)
+    assert record.seal_valid(key, values, sealed)
+    for field, other in [
+        ("namespace", "x"),
+        ("name", "x"),
+        ("uid", "x"),
+        ("image", "r.io/s@sha256:" + "c" * 64),
+        ("sha256", None),
+        ("verified", False),
+    ]:
+        changed = dataclasses.replace(values, **{field: other})
+        assert not record.seal_valid(key, changed, sealed), f"{field} is not bound"
+    assert not record.seal_valid(key, values, None)
+    assert not record.seal_valid(b"x" * 32, values, sealed)
+    assert record.seal_valid(None, values, None)  # no key configured: not checked
 
-    def valid(values: list[str], given: str | None, k: bytes | None = key) -> bool:
-        return record.seal_valid(k, values[0], values[1], values[2], values[3], values[4], given)
 
-    assert valid(args, sealed)
-    for i in range(len(args)):
-        changed = list(args)
-        changed[i] = "other"
-        assert not valid(changed, sealed), f"argument {i} is not bound"
-    assert not valid(args, None)
-    assert valid(args, None, k=None)  # no key configured: not checked
+def test_verification_reads_what_a_status_claims() -> None:
+    mv = {
+        "metadata": {"namespace": "ns", "name": "v1", "uid": "u"},
+        "status": {
+            "image": {"resolved": "r@sha256:" + "a" * 64},
+            "artifact": {"sha256": "b" * 64},
+            "conditions": [
+                {"type": "ArtifactVerified", "status": "True"},
+                {"type": "ImageResolved", "status": "True"},
+            ],
+        },
+    }
+    assert record.Verification.of(mv) == record.Verification(
+        "ns", "v1", "u", "r@sha256:" + "a" * 64, "b" * 64, True
+    )
+    mv["status"]["conditions"][1]["status"] = "Unknown"
+    assert not record.Verification.of(mv).verified

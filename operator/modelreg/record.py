@@ -12,6 +12,8 @@ import hashlib
 import hmac
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from modelreg.api import annotations as ann
 
@@ -55,32 +57,65 @@ def verify(key: bytes | None, namespace: str, model: str, annotations: Mapping[s
     return hmac.compare_digest(given, sign(key, namespace, model, annotations))
 
 
-def _seal_payload(
-    namespace: str, name: str, uid: str, image: str | None, sha256: str | None
-) -> bytes:
-    return "\n".join(["seal", namespace, name, uid, image or "", sha256 or ""]).encode()
+@dataclass(frozen=True)
+class Verification:
+    """What the operator found when it verified one version: what ``status.seal`` covers.
+
+    Every status the operator writes carries a seal over these values, so a status
+    written by anyone else (whoever may write ``modelversions/status``) is detected: the
+    operator verifies such a version again rather than trust (or re-seal) its results,
+    and deployments do not serve it.
+    """
+
+    namespace: str
+    name: str
+    uid: str
+    #: the resolved image (repository@sha256:...), if resolved
+    image: str | None
+    #: the artifact's verified sha256, if known
+    sha256: str | None
+    #: both the artifact and the image passed (or were skipped)
+    verified: bool
+
+    def payload(self) -> bytes:
+        return "\n".join(
+            [
+                "seal/v2",
+                self.namespace,
+                self.name,
+                self.uid,
+                self.image or "",
+                self.sha256 or "",
+                "verified" if self.verified else "unverified",
+            ]
+        ).encode()
+
+    @classmethod
+    def of(cls, mv: Mapping[str, Any]) -> Verification:
+        """The values a ModelVersion object's status claims."""
+        meta, status = mv["metadata"], mv.get("status") or {}
+        passed = {
+            c.get("type")
+            for c in status.get("conditions") or []
+            if c.get("status") == "True" and c.get("type") in ("ArtifactVerified", "ImageResolved")
+        }
+        return cls(
+            meta["namespace"],
+            meta["name"],
+            meta.get("uid", ""),
+            (status.get("image") or {}).get("resolved"),
+            (status.get("artifact") or {}).get("sha256"),
+            passed == {"ArtifactVerified", "ImageResolved"},
+        )
 
 
-def seal(
-    key: bytes, namespace: str, name: str, uid: str, image: str | None, sha256: str | None
-) -> str:
-    """The operator's seal over a deployable version's verified image digest and artifact
-    checksum (status.seal)."""
-    return hmac.new(
-        key, _seal_payload(namespace, name, uid, image, sha256), hashlib.sha256
-    ).hexdigest()
+def seal(key: bytes, values: Verification) -> str:
+    """The operator's seal over what it verified of a version (status.seal)."""
+    return hmac.new(key, values.payload(), hashlib.sha256).hexdigest()
 
 
-def seal_valid(
-    key: bytes | None,
-    namespace: str,
-    name: str,
-    uid: str,
-    image: str | None,
-    sha256: str | None,
-    given: str | None,
-) -> bool:
-    """Whether ``given`` is the operator's seal for these values (True without a key)."""
+def seal_valid(key: bytes | None, values: Verification, given: str | None) -> bool:
+    """Whether ``given`` is the operator's seal over ``values`` (True without a key)."""
     if key is None:
         return True
-    return hmac.compare_digest(given or "", seal(key, namespace, name, uid, image, sha256))
+    return hmac.compare_digest(given or "", seal(key, values))

@@ -179,8 +179,12 @@ def test_failed_rollout_rolls_back_and_is_not_retried(
     assert failed[0]["reason"] == "ProgressDeadlineExceeded"
     dep = apps(registry).read_namespaced_deployment("serve", registry.namespace)
     assert dep.spec.template.metadata.labels["modelreg.dev/version"] == "1"
-    reasons = {r for r, _ in registry.events("serve")}
-    assert {"RolloutFailed", "RolledBack"} <= reasons
+    # kopf posts Events in the background: they may trail the status a little
+    wait_for(
+        "RolloutFailed and RolledBack Events",
+        lambda: {"RolloutFailed", "RolledBack"} <= {r for r, _ in registry.events("serve")},
+        timeout=15,
+    )
     # not retried in a loop: a while later v1 still serves and v2 failed once
     time.sleep(5)
     status = registry.get(MD, "serve")["status"]

@@ -226,3 +226,26 @@ def test_a_version_that_skips_image_resolution_is_served_only_by_digest(
     )  # fmt: skip
     served(registry, "by-digest")
     assert served_image(registry) == pushed.pinned
+
+
+def test_a_forged_digest_is_verified_again_not_sealed_by_the_next_reconcile(
+    checked: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """Someone who may write status swaps a verified version's digest, then any change
+    (here, its approval) makes the operator reconcile it: it must not seal the forged
+    digest, but resolve the image again, and serve only what the tag resolves to."""
+    registry = checked
+    registry.model("m")
+    img, _ = ready_version(registry, artifacts, registries, "v1", "m", approve=False)
+    other = registries.push("serving/evil", "1.0")
+    registry.api().patch_namespaced_custom_object_status(
+        "modelreg.dev", "v1alpha1", registry.namespace, MV, "v1",
+        {"status": {"image": {"resolved": other.pinned, "digest": other.digest}}},
+    )  # fmt: skip
+    registry.approve("v1", "alice")
+    deployment(registry)
+    served(registry, "v1")
+    assert served_image(registry) == img.pinned
+    status = registry.get(MV, "v1")["status"]
+    assert status["image"]["resolved"] == img.pinned
+    assert any(reason == "StatusNotSealed" for reason, _ in registry.events("v1"))

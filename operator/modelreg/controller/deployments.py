@@ -88,15 +88,8 @@ def _untrusted_because(
     """Why a version whose status says Ready must not be trusted (None: it may be)."""
     meta, status = mv["metadata"], mv.get("status") or {}
     annotations = meta.get("annotations") or {}
-    if not record.seal_valid(
-        key,
-        meta["namespace"],
-        meta["name"],
-        meta.get("uid", ""),
-        (status.get("image") or {}).get("resolved"),
-        (status.get("artifact") or {}).get("sha256"),
-        status.get("seal"),
-    ):
+    values = record.Verification.of(mv)
+    if not values.verified or not record.seal_valid(key, values, status.get("seal")):
         return "Unsealed"
     if not record.verify(key, meta["namespace"], model, annotations):
         return "RecordTampered"

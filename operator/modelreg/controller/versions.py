@@ -80,6 +80,13 @@ def reconcile_version(
     old = ModelVersionStatus.model_validate(body.get("status") or {})
     status = old.model_copy(deep=True)
     status.observed_generation = gen
+    tampered = _unsealed_results(body, old, record_key)
+    if tampered:
+        # not written by this operator: trust none of it, and never seal it; verify again
+        status.image, status.artifact = None, None
+        status.conditions = [
+            c for c in status.conditions if c.type not in (ARTIFACT_VERIFIED, IMAGE_RESOLVED)
+        ]
     status.registered_by = annotations.get(ann.REGISTERED_BY, status.registered_by)
     try:
         spec = ModelVersionSpec.model_validate(body.get("spec") or {})
@@ -190,7 +197,9 @@ def reconcile_version(
         status.conditions = conditions.set_condition(
             conds, READY, FALSE, "RecordTampered", msg, gen, _now()
         )
-        return _finish(old, status, ("Warning", "RecordTampered", msg), retry=retry)
+        status.seal = _seal(namespace, name, meta.get("uid", ""), status, record_key)
+        notes = [("Warning", "StatusNotSealed", tampered)] if tampered else []
+        return _finish(old, status, ("Warning", "RecordTampered", msg), *notes, retry=retry)
     decisions = ann.decisions(annotations)
     result = approval.evaluate(policy, decisions, spec.metrics)
     status.approval = Approval(
@@ -221,20 +230,47 @@ def reconcile_version(
     status.conditions = conditions.set_condition(
         conds, READY, *_ready(conds, archived), gen, _now()
     )
-    ready = conditions.find(status.conditions, READY)
-    status.seal = (
-        record.seal(
-            record_key,
-            namespace,
-            name,
-            meta.get("uid", ""),
-            status.image.resolved if status.image else None,
-            status.artifact.sha256 if status.artifact else None,
-        )
-        if record_key is not None and ready is not None and ready.status == TRUE
-        else None
-    )
+    status.seal = _seal(namespace, name, meta.get("uid", ""), status, record_key)
+    if tampered:
+        events.append(("Warning", "StatusNotSealed", tampered))
     return _finish(old, status, *events, retry=retry)
+
+
+def _seal(
+    namespace: str, name: str, uid: str, status: ModelVersionStatus, key: bytes | None
+) -> str | None:
+    """The operator's seal over the verification results in ``status``."""
+    if key is None:
+        return None
+    verified = all(
+        (c := conditions.find(status.conditions, t)) is not None and c.status == TRUE
+        for t in (ARTIFACT_VERIFIED, IMAGE_RESOLVED)
+    )
+    image = status.image.resolved if status.image else None
+    sha256 = status.artifact.sha256 if status.artifact else None
+    return record.seal(key, record.Verification(namespace, name, uid, image, sha256, verified))
+
+
+def _unsealed_results(
+    body: dict[str, Any], old: ModelVersionStatus, record_key: bytes | None
+) -> str | None:
+    """Why the verification results in ``old`` cannot be trusted (None: they can)."""
+    if record_key is None:
+        return None
+    if (
+        old.image is None
+        and old.artifact is None
+        and not any(c.type in (ARTIFACT_VERIFIED, IMAGE_RESOLVED) for c in old.conditions)
+    ):
+        return None  # nothing verified yet
+    if record.seal_valid(record_key, record.Verification.of(body), old.seal):
+        return None
+    return (
+        "the verification results in status carry no valid seal of this operator "
+        "(written by someone else, or by an older modelreg that sealed only deployable "
+        "versions): "
+        "they are discarded and the artifact and image are verified again"
+    )
 
 
 def _ready(conds: list[Condition], archived: bool) -> tuple[ConditionStatus, str, str]:
