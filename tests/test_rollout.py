@@ -66,6 +66,13 @@ def test_failure_detection():
         "2", [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]
     )
     assert rollout_failure(stuck, [], 2) == "ProgressDeadlineExceeded"
+    # right after a rollback, the deadline the failed version exceeded is still reported
+    stuck["status"]["conditions"][0]["lastUpdateTime"] = "2026-01-01T00:00:05Z"
+    started = T + dt.timedelta(seconds=5, microseconds=300)
+    assert rollout_failure(stuck, [], 1, since=started) is None
+    assert rollout_failure(stuck, [], 1, since=started - dt.timedelta(seconds=3)) == (
+        "ProgressDeadlineExceeded"
+    )
     crashing = {
         "metadata": {"labels": {"modelreg.dev/version": "2"}},
         "status": {"containerStatuses": [{"state": {"waiting": {"reason": "CrashLoopBackOff"}}}]},

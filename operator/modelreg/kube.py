@@ -11,7 +11,7 @@ import datetime as dt
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import kubernetes
 from kubernetes.client.exceptions import ApiException
@@ -36,6 +36,16 @@ def _namespace_terminating(e: ApiException) -> bool:
     return e.status == 403 and "NamespaceTerminating" in str(e.body)
 
 
+class Index(Protocol):
+    """Objects already seen by the operator's watches (controller/cache.py)."""
+
+    def versions_of(self, namespace: str, model: str) -> list[Obj] | None: ...
+
+    def deployments_in(self, namespace: str) -> list[Obj] | None: ...
+
+    def model(self, namespace: str, name: str) -> Obj | None: ...
+
+
 class Conflict(Exception):
     """The object changed since it was read (HTTP 409)."""
 
@@ -43,8 +53,12 @@ class Conflict(Exception):
 class Kube:
     """A small facade over the kubernetes client, for modelreg's objects and workloads."""
 
-    def __init__(self, api: kubernetes.client.ApiClient | None = None) -> None:
+    def __init__(
+        self, api: kubernetes.client.ApiClient | None = None, index: Index | None = None
+    ) -> None:
         self.api = api or kubernetes.client.ApiClient()
+        #: what the watches have seen, for the list reads (None: list from the API server)
+        self.index = index
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
@@ -63,13 +77,29 @@ class Kube:
             raise
         return obj
 
+    def model(self, namespace: str, name: str) -> Obj | None:
+        """A RegisteredModel to read (never to write back): as the watches last saw it,
+        or from the API server if they have not seen it."""
+        if self.index is not None and (seen := self.index.model(namespace, name)) is not None:
+            return seen
+        return self.get("registeredmodels", namespace, name)
+
     def list_objects(self, plural: str, namespace: str) -> list[Obj]:
+        if plural == "modeldeployments" and self.index is not None:
+            seen = self.index.deployments_in(namespace)
+            if seen is not None:
+                return seen
         result = cast(
             Obj, self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)
         )
         return cast(list[Obj], result["items"])
 
     def versions_of(self, namespace: str, model: str) -> Iterator[Obj]:
+        if self.index is not None:
+            seen = self.index.versions_of(namespace, model)
+            if seen is not None:
+                yield from seen
+                return
         for mv in self.list_objects("modelversions", namespace):
             if mv.get("spec", {}).get("modelRef", {}).get("name") == model:
                 yield mv

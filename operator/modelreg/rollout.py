@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,16 +110,22 @@ def previous_good(
 
 
 def rollout_failure(
-    deployment: dict[str, Any] | None, pods: list[dict[str, Any]], number: int
+    deployment: dict[str, Any] | None,
+    pods: list[dict[str, Any]],
+    number: int,
+    since: dt.datetime | None = None,
 ) -> str | None:
-    """Why the rollout of version ``number`` failed, or None if it has not (yet)."""
+    """Why the rollout of version ``number`` (started at ``since``) failed, or None if it
+    has not (yet)."""
     if deployment is None:
         return None
-    for c in (deployment.get("status") or {}).get("conditions", []):
+    status = deployment.get("status") or {}
+    for c in status.get("conditions", []):
         if (
             c.get("type") == "Progressing"
             and c.get("status") == "False"
             and c.get("reason") == "ProgressDeadlineExceeded"
+            and _after(c.get("lastUpdateTime"), since)
         ):
             return "ProgressDeadlineExceeded"
     for pod in pods:
@@ -136,6 +143,19 @@ def rollout_failure(
                     return "StorageInitializerFailed"
                 return str(waiting["reason"])
     return None
+
+
+def _after(timestamp: str | None, since: dt.datetime | None) -> bool:
+    """Whether a condition written at ``timestamp`` can be about a rollout started at
+    ``since``. Right after a rollback, the Deployment still reports the deadline the
+    failed version exceeded (the controller keeps it until the old template's pods are
+    gone), with the current generation observed: only its time tells them apart. A
+    deadline is at least a second, so a condition from the very second the rollout
+    started is an earlier one's."""
+    if since is None or not timestamp:
+        return True
+    written = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return written > since.replace(microsecond=0)
 
 
 #: container states that will not get better by waiting

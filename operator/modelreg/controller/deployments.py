@@ -8,6 +8,7 @@ a version that is not deployable (Ready) at the moment of writing.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from modelreg.api.registered_model import ApprovalPolicy, RegisteredModelSpec
 from modelreg.conditions import FALSE, TRUE, UNKNOWN
 from modelreg.kube import Kube
 
+log = logging.getLogger(__name__)
+
 HISTORY_LIMIT = 20
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
 
@@ -41,45 +44,55 @@ class Outcome:
     events: list[tuple[str, str, str]] = field(default_factory=list)
 
 
+class Stale(Exception):
+    """A version chosen from the index turned out to have changed on the API server."""
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _policy(rm: dict[str, Any]) -> ApprovalPolicy:
+    return RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
 
 
 def _candidates(
     kube: Kube, namespace: str, model: str, rm: dict[str, Any], key: bytes | None = None
 ) -> list[rollout.Candidate]:
-    """The versions of model ``rm`` and whether each is deployable. With the record key,
-    status alone is not trusted (whoever may write status could forge it): the operator's
-    seal must match the verified digest and checksum, and the signed record of decisions
-    must satisfy the model's policy."""
-    policy = RegisteredModelSpec.model_validate(rm.get("spec") or {}).approval_policy
-    out = []
-    for mv in kube.versions_of(namespace, model):
-        status = mv.get("status") or {}
-        if not status.get("number"):
-            continue
-        ready: dict[str, Any] = next(
-            (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
-        )
-        annotations = mv["metadata"].get("annotations") or {}
-        resolved = (status.get("image") or {}).get("resolved")
-        # with validation.skip [Image] nothing was resolved: the reference itself must be
-        # a digest, since a Deployment never runs a tag (it could change under the approval)
-        pinned = bool(resolved) or "@sha256:" in (mv["spec"].get("image") or {}).get(
-            "reference", ""
-        )
-        deployable = ready.get("status") == "True" and pinned and not ann.is_archived(annotations)
-        reason = str(ready.get("reason", "Pending"))
-        if ready.get("status") == "True" and not pinned:
-            reason = "ImageNotPinned"
-        if deployable and key is not None:
-            trusted = _untrusted_because(mv, model, key, policy)
-            if trusted is not None:
-                deployable, reason = False, trusted
-        out.append(
-            rollout.Candidate(mv["metadata"]["name"], int(status["number"]), deployable, reason, mv)
-        )
-    return out
+    """The numbered versions of model ``rm`` and whether each is deployable."""
+    policy = _policy(rm)
+    return [
+        _candidate(mv, model, key, policy)
+        for mv in kube.versions_of(namespace, model)
+        if (mv.get("status") or {}).get("number")
+    ]
+
+
+def _candidate(
+    mv: dict[str, Any], model: str, key: bytes | None, policy: ApprovalPolicy
+) -> rollout.Candidate:
+    """Whether a (numbered) version is deployable. With the record key, status alone is
+    not trusted (whoever may write status could forge it): the operator's seal must match
+    the verified digest and checksum, and the signed record of decisions must satisfy the
+    model's policy."""
+    status = mv.get("status") or {}
+    ready: dict[str, Any] = next(
+        (c for c in status.get("conditions", []) if c["type"] == "Ready"), {}
+    )
+    annotations = mv["metadata"].get("annotations") or {}
+    resolved = (status.get("image") or {}).get("resolved")
+    # with validation.skip [Image] nothing was resolved: the reference itself must be
+    # a digest, since a Deployment never runs a tag (it could change under the approval)
+    pinned = bool(resolved) or "@sha256:" in (mv["spec"].get("image") or {}).get("reference", "")
+    deployable = ready.get("status") == "True" and pinned and not ann.is_archived(annotations)
+    reason = str(ready.get("reason", "Pending"))
+    if ready.get("status") == "True" and not pinned:
+        reason = "ImageNotPinned"
+    if deployable and key is not None:
+        trusted = _untrusted_because(mv, model, key, policy)
+        if trusted is not None:
+            deployable, reason = False, trusted
+    return rollout.Candidate(mv["metadata"]["name"], int(status["number"]), deployable, reason, mv)
 
 
 def _untrusted_because(
@@ -131,6 +144,8 @@ class _Run:
         self.status = self.old.model_copy(deep=True)
         self.status.observed_generation = self.generation
         self.events: list[tuple[str, str, str]] = []
+        #: the model's policy, once run() has read the model
+        self.policy: ApprovalPolicy | None = None
 
     def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
         self.status.conditions = conditions.set_condition(
@@ -157,6 +172,18 @@ class _Run:
         """Point the Deployment (and Service) at ``c``, which must be deployable now."""
         if not c.deployable:  # the one invariant: never write an undeployable version
             raise RuntimeError(f"refusing to deploy {c.name}: not deployable")
+        # chosen from what the watches have seen: read it again, and judge it as it is now
+        fresh = self.kube.get("modelversions", self.namespace, c.name)
+        if self.policy is None:
+            raise RuntimeError("serve() before run() read the model")
+        c = (
+            _candidate(fresh, self.spec.model_ref.name, self.key, self.policy)
+            if fresh is not None and (fresh.get("status") or {}).get("number") == c.number
+            else rollout.Candidate(c.name, c.number, False, "Changed", {})
+        )
+        if not c.deployable:
+            # a newer event about it is on its way, and will reconcile this deployment again
+            raise Stale(f"{c.name} is no longer deployable ({c.ready_reason})")
         serving = _serving(c)
         dep = builders.deployment(
             self.name,
@@ -217,7 +244,7 @@ class _Run:
 
     def run(self) -> Outcome:
         model = self.spec.model_ref.name
-        rm = self.kube.get("registeredmodels", self.namespace, model)
+        rm = self.kube.model(self.namespace, model)
         if rm is None:
             # its policy is gone with it, so no version can be judged: hold, do not revoke
             # (deleting a model by mistake must not take production down)
@@ -231,6 +258,7 @@ class _Run:
                 "is rolled out or back until it is created again",
             )
             return self.finish()
+        self.policy = _policy(rm)
         versions = _candidates(self.kube, self.namespace, model, rm, self.key)
         by_name = {v.name: v for v in versions}
         target = rollout.choose_target(
@@ -270,7 +298,15 @@ class _Run:
             and not rollout.rolled_out(dep, cur.number, self.spec.replicas)
         ):
             pods = self.kube.pods(self.namespace, f"modelreg.dev/deployment={self.name}")
-            failure = rollout.rollout_failure(dep, pods, cur.number)
+            started = next(
+                (
+                    h.time
+                    for h in self.status.history
+                    if h.name == cur.name and h.result == RolloutResult.IN_PROGRESS
+                ),
+                None,
+            )
+            failure = rollout.rollout_failure(dep, pods, cur.number, started)
             if failure is not None and self.spec.replicas > 0:
                 self.record(cur, RolloutResult.FAILED, failure)
                 self.events.append(
@@ -357,7 +393,11 @@ def reconcile_deployment(
         fresh = kube.get("modeldeployments", meta["namespace"], meta["name"])
         if fresh is None:
             return Outcome(None)
-        outcome = _Run(kube, fresh, record_key).run()
+        try:
+            outcome = _Run(kube, fresh, record_key).run()
+        except Stale as e:
+            log.info(f"{meta['namespace']}/{meta['name']}: not changed now: {e}")
+            return Outcome(None)
         if outcome.status is not None:
             kube.patch_status("modeldeployments", meta["namespace"], meta["name"], outcome.status)
         return outcome

@@ -24,7 +24,7 @@ from modelreg.api.registered_model import (
     SecurityPolicy,
 )
 from modelreg.approval import Requester
-from modelreg.controller import admission, bootstrap
+from modelreg.controller import admission, bootstrap, cache
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
@@ -37,16 +37,44 @@ from modelreg.metrics import ADMISSION_REVIEWS, EVENTS
 from modelreg.verify.artifacts import StoreConfig
 
 _kube: Kube | None = None
+_api_kube: Kube | None = None
+_indices = cache.Indices()
 _notifier: Notifier | None = None
 _stores = StoreConfig.from_env()
 _record_key = record.key_from_env()
 
 
 def kube() -> Kube:
+    """For the handlers: lists come from what the watches have seen (controller/cache.py)."""
     global _kube
     if _kube is None:
-        _kube = Kube()
+        _kube = Kube(index=_indices)
     return _kube
+
+
+def api_kube() -> Kube:
+    """For the webhooks: every read from the API server. They answer from the moment the
+    operator starts, before the indices are filled, and decide on what exists now."""
+    global _api_kube
+    if _api_kube is None:
+        _api_kube = Kube()
+    return _api_kube
+
+
+@kopf.index(GROUP, VERSION, "modelversions")
+def version_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
+    return {(namespace, model): cache.slim(body)}
+
+
+@kopf.index(GROUP, VERSION, "registeredmodels")
+def model_index(namespace: str | None, name: str, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {(namespace, name): cache.slim(body)}
+
+
+@kopf.index(GROUP, VERSION, "modeldeployments")
+def deployment_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
+    return {namespace: cache.slim(body)}
 
 
 @kopf.on.startup()
@@ -176,7 +204,7 @@ def _serving_lookup(namespace: str) -> admission.ServingLookup:
     def lookup(version: str) -> list[str]:
         return sorted(
             md["metadata"]["name"]
-            for md in kube().list_objects("modeldeployments", namespace)
+            for md in api_kube().list_objects("modeldeployments", namespace)
             if ((md.get("status") or {}).get("currentVersion") or {}).get("name") == version
         )
 
@@ -223,7 +251,7 @@ def record_decisions(
     ADMISSION_REVIEWS.labels("approval-record", kwargs["operation"], "allowed").inc()
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
-        reserved = reserve(kube(), namespace or "", model) if model else None
+        reserved = reserve(api_kube(), namespace or "", model) if model else None
         if reserved is not None:
             # the creation stamp is taken with the number, so both give the same order
             changes[ann.NUMBER], changes[ann.CREATED_AT] = str(reserved[0]), str(reserved[1])
@@ -321,7 +349,11 @@ def _post(body: kopf.Body, events: list[tuple[str, str, str]], logger: kopf.Logg
 @kopf.on.resume(GROUP, VERSION, "modelversions")
 @kopf.on.create(GROUP, VERSION, "modelversions")
 @kopf.on.update(GROUP, VERSION, "modelversions", field="metadata.annotations")
-def version(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
+def version(body: kopf.Body, retry: int, logger: kopf.Logger, **kwargs: Any) -> None:
+    """Verify the version and evaluate its approvals. What follows from its new state (the
+    model's summary, its deployments) follows from the watch event of the status written
+    here (``version_changed``), so that it reads that state from the index."""
+    _indices.bind(kwargs)
     outcome = reconcile_version(kube(), dict(body), _stores, _record_key)
     meta = body["metadata"]
     written = outcome.status is not None and kube().patch_status(
@@ -330,12 +362,46 @@ def version(body: kopf.Body, retry: int, logger: kopf.Logger, **_: Any) -> None:
     if written:
         _notify_version(dict(body), outcome)
     _post(body, outcome.events, logger)
-    model = (body.get("spec") or {}).get("modelRef", {}).get("name")
-    if model:
-        _summarize(meta["namespace"], model)
-        _reconcile_deployments_of(meta["namespace"], model, logger)
     if outcome.retry:
         raise kopf.TemporaryError(outcome.retry, delay=min(300, 5 * 2 ** min(retry, 6)))
+
+
+def _consequential(body: kopf.Body) -> tuple[Any, ...]:
+    """What of a version its model's summary and deployments depend on."""
+    status, annotations = body.get("status") or {}, body["metadata"].get("annotations") or {}
+    ready: dict[str, Any] = next(
+        (c for c in status.get("conditions") or [] if c.get("type") == "Ready"), {}
+    )
+    return (
+        status.get("number"),
+        ready.get("status"),
+        ready.get("reason"),
+        (status.get("approval") or {}).get("state"),
+        status.get("seal"),
+        (status.get("image") or {}).get("resolved"),
+        annotations.get(ann.DECISIONS),
+        annotations.get(ann.SIGNATURE),
+        ann.is_archived(annotations),
+    )
+
+
+@kopf.on.event(GROUP, VERSION, "modelversions")
+def version_changed(
+    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **kwargs: Any
+) -> None:
+    """A version changed in a way its model's summary or deployments depend on (or was
+    deleted): summarize the model and reconcile its deployments. The initial listing
+    only records what was seen: resume handlers reconcile everything then."""
+    _indices.bind(kwargs)
+    now = None if event.get("type") == "DELETED" else _consequential(body)
+    seen, memo["consequential"] = memo.get("consequential"), now
+    if event.get("type") is None or now == seen:
+        return
+    namespace = body["metadata"].get("namespace", "")
+    model = (body.get("spec") or {}).get("modelRef", {}).get("name")
+    if model:
+        _summarize(namespace, model)
+        _reconcile_deployments_of(namespace, model, logger)
 
 
 def _ready_reason(mv: dict[str, Any]) -> str | None:
@@ -362,10 +428,11 @@ def _summarize(namespace: str, model: str) -> None:
 @kopf.on.create(GROUP, VERSION, "registeredmodels")
 @kopf.on.update(GROUP, VERSION, "registeredmodels", field="spec")
 def registered_model(
-    name: str, namespace: str | None, reason: str, logger: kopf.Logger, **_: Any
+    name: str, namespace: str | None, reason: str, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """A model appeared (versions waiting for it resume) or its policy changed (all versions
     are re-evaluated)."""
+    _indices.bind(kwargs)
     namespace = namespace or ""
     for mv in kube().versions_of(namespace, name):
         if reason == "create" and _ready_reason(mv) != "ModelNotFound":
@@ -383,10 +450,11 @@ def registered_model(
 
 @kopf.on.event(GROUP, VERSION, "registeredmodels")
 def registered_model_gone(
-    event: kopf.RawEvent, name: str, namespace: str | None, logger: kopf.Logger, **_: Any
+    event: kopf.RawEvent, name: str, namespace: str | None, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """A model was deleted under its versions: they wait for it (Ready=False,
     ModelNotFound) and its deployments hold what they serve, until it is created again."""
+    _indices.bind(kwargs)
     if event.get("type") != "DELETED":
         return
     namespace = namespace or ""
@@ -456,15 +524,19 @@ def _reconcile_deployments_of(namespace: str, model: str, logger: kopf.Logger) -
 @kopf.on.create(GROUP, VERSION, "modeldeployments")
 @kopf.on.update(GROUP, VERSION, "modeldeployments", field="spec")
 @kopf.on.update(GROUP, VERSION, "modeldeployments", field="metadata.annotations")
-def model_deployment(body: kopf.Body, logger: kopf.Logger, **_: Any) -> None:
+def model_deployment(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+    _indices.bind(kwargs)
     _reconcile_deployment(dict(body), logger)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "modelreg"})
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "modelreg"})
-def workload_changed(body: kopf.Body, namespace: str | None, logger: kopf.Logger, **_: Any) -> None:
+def workload_changed(
+    body: kopf.Body, namespace: str | None, logger: kopf.Logger, **kwargs: Any
+) -> None:
     """A Deployment or pod of a ModelDeployment changed (rollout progress, failure, a hand
     edit or deletion): reconcile its owner."""
+    _indices.bind(kwargs)
     owner = (body.get("metadata", {}).get("labels") or {}).get("modelreg.dev/deployment")
     if owner and namespace:
         md = kube().get("modeldeployments", namespace, owner)

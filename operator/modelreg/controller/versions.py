@@ -96,7 +96,7 @@ def reconcile_version(
         )
         return _finish(old, status)
 
-    rm = kube.get("registeredmodels", namespace, spec.model_ref.name)
+    rm = kube.model(namespace, spec.model_ref.name)
     if rm is None:
         msg = (
             f"RegisteredModel {spec.model_ref.name!r} does not exist in {namespace}: "

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import httpx
 
+from modelreg.verify import http
 from modelreg.verify.verdict import Verdict
 
 MANIFEST_TYPES = (
@@ -202,5 +203,5 @@ def resolve_image(
 ) -> Verdict:
     """Resolve with a fresh client and credentials picked from ``dockerconfigs``."""
     ref = parse_reference(reference)
-    with httpx.Client(timeout=timeout) as client:
+    with http.client(timeout) as client:
         return resolve(client, reference, credentials_for(ref.registry, dockerconfigs))
