@@ -5,10 +5,15 @@ Run with ``modelreg run`` (or ``kopf run -m modelreg.controller.handlers``).
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import contextvars
 import datetime as dt
+import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import kopf
@@ -222,7 +227,11 @@ def _serving_lookup(namespace: str) -> admission.ServingLookup:
     # kept when the operator stops: without it, approvals would go unchecked (fail closed)
     persistent=True,
 )
-def record_decisions(
+async def record_decisions(**kwargs: Any) -> None:
+    await _admit(_record_decisions, kwargs)
+
+
+def _record_decisions(
     body: kopf.Body,
     userinfo: kopf.UserInfo,
     namespace: str | None,
@@ -279,6 +288,19 @@ def record_decisions(
         )
 
 
+#: the webhooks' own threads: an API request waits on the answer, so it must not queue
+#: behind reconciles in kopf's executor (settings.execution.max_workers)
+_admission_pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="admission")
+
+
+async def _admit(check: Callable[..., None], kwargs: dict[str, Any]) -> None:
+    loop = asyncio.get_running_loop()
+    # in kopf's context (its logger posts through context variables), as kopf runs sync
+    # handlers itself
+    context = contextvars.copy_context()
+    await loop.run_in_executor(_admission_pool, context.run, functools.partial(check, **kwargs))
+
+
 def _access_check(userinfo: kopf.UserInfo, namespace: str) -> admission.AccessCheck:
     def may(access: admission.Access) -> bool:
         return kube().allowed(
@@ -318,8 +340,8 @@ def _check_delegation(
     ignore_failures=False,
     persistent=True,
 )
-def check_deployment_authority(**kwargs: Any) -> None:
-    _check_delegation("deployment-authority", **kwargs)
+async def check_deployment_authority(**kwargs: Any) -> None:
+    await _admit(functools.partial(_check_delegation, "deployment-authority"), kwargs)
 
 
 @kopf.on.mutate(
@@ -332,8 +354,8 @@ def check_deployment_authority(**kwargs: Any) -> None:
     ignore_failures=False,
     persistent=True,
 )
-def check_model_authority(**kwargs: Any) -> None:
-    _check_delegation("model-authority", **kwargs)
+async def check_model_authority(**kwargs: Any) -> None:
+    await _admit(functools.partial(_check_delegation, "model-authority"), kwargs)
 
 
 # --- ModelVersion ----------------------------------------------------------------------------
