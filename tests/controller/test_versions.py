@@ -57,7 +57,7 @@ def test_register_verify_approve(
             lambda: registry.events("fraud-v1") if len(registry.events("fraud-v1")) >= 4 else None,
         )
     ]
-    assert {"VersionRegistered", "ArtifactVerified", "ImageResolved"} <= set(reasons)
+    assert {"VersionRegistered", "VersionVerified"} <= set(reasons)
     rm = wait_for(
         "model summary",
         lambda: (

@@ -185,24 +185,33 @@ def _notify_version(body: dict[str, Any], outcome: VersionOutcome) -> None:
 
 
 def _model_spec(namespace: str, model: str) -> RegisteredModelSpec | None:
-    rm = kube().get("registeredmodels", namespace, model)
-    return None if rm is None else RegisteredModelSpec.model_validate(rm.get("spec") or {})
+    return _Models(namespace).spec(model)
 
 
-def _policy_lookup(namespace: str) -> admission.PolicyLookup:
-    def lookup(model: str) -> ApprovalPolicy | None:
-        spec = _model_spec(namespace, model)
+class _Models:
+    """The RegisteredModels one admission request reads, each fetched once (from the API
+    server: webhooks never trust the index)."""
+
+    def __init__(self, namespace: str) -> None:
+        self.namespace = namespace
+        self.seen: dict[str, dict[str, Any] | None] = {}
+
+    def raw(self, model: str) -> dict[str, Any] | None:
+        if model not in self.seen:
+            self.seen[model] = api_kube().get("registeredmodels", self.namespace, model)
+        return self.seen[model]
+
+    def spec(self, model: str) -> RegisteredModelSpec | None:
+        rm = self.raw(model)
+        return None if rm is None else RegisteredModelSpec.model_validate(rm.get("spec") or {})
+
+    def policy(self, model: str) -> ApprovalPolicy | None:
+        spec = self.spec(model)
         return None if spec is None else spec.approval_policy
 
-    return lookup
-
-
-def _security_lookup(namespace: str) -> admission.SecurityLookup:
-    def lookup(model: str) -> SecurityPolicy | None:
-        spec = _model_spec(namespace, model)
+    def security(self, model: str) -> SecurityPolicy | None:
+        spec = self.spec(model)
         return None if spec is None else spec.security_policy
-
-    return lookup
 
 
 def _serving_lookup(namespace: str) -> admission.ServingLookup:
@@ -239,6 +248,7 @@ def _record_decisions(
     **kwargs: Any,
 ) -> None:
     requester = Requester(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
+    models = _Models(namespace or "")
     try:
         admission.admit_delegation(
             "ModelVersion", body, kwargs.get("old"), _access_check(userinfo, namespace or "")
@@ -248,11 +258,11 @@ def _record_decisions(
             body,
             kwargs.get("old"),
             requester,
-            _policy_lookup(namespace or ""),
+            models.policy,
             dt.datetime.now(dt.UTC).replace(microsecond=0),
             time.time_ns(),
             _serving_lookup(namespace or ""),
-            _security_lookup(namespace or ""),
+            models.security,
         )
     except admission.Denied as e:
         ADMISSION_REVIEWS.labels("approval-record", kwargs["operation"], "denied").inc()
@@ -260,7 +270,9 @@ def _record_decisions(
     ADMISSION_REVIEWS.labels("approval-record", kwargs["operation"], "allowed").inc()
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
-        reserved = reserve(api_kube(), namespace or "", model) if model else None
+        reserved = (
+            reserve(api_kube(), namespace or "", model, models.seen.get(model)) if model else None
+        )
         if reserved is not None:
             # the creation stamp is taken with the number, so both give the same order
             changes[ann.NUMBER], changes[ann.CREATED_AT] = str(reserved[0]), str(reserved[1])
@@ -419,6 +431,8 @@ def version_changed(
     seen, memo["consequential"] = memo.get("consequential"), now
     if event.get("type") is None or now == seen:
         return
+    if now is not None and now[0] is None:
+        return  # not numbered yet: in no summary, deployable by no deployment
     namespace = body["metadata"].get("namespace", "")
     model = (body.get("spec") or {}).get("modelRef", {}).get("name")
     if model:

@@ -114,7 +114,7 @@ class Notifier:
         self.kube, self.dispatcher = kube, dispatcher
 
     def subscriptions(self, namespace: str, model: str) -> list[notify.Subscription]:
-        rm = self.kube().get("registeredmodels", namespace, model)
+        rm = self.kube().model(namespace, model)
         if rm is None:
             return []
         out = []

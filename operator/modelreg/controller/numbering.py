@@ -13,6 +13,7 @@ of the admission timestamps.
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections import defaultdict
@@ -51,12 +52,19 @@ def _advance(kube: Kube, rm: dict[str, Any], count: int, floor: int) -> int:
     return start
 
 
-def reserve(kube: Kube, namespace: str, model: str) -> tuple[int, int] | None:
+def reserve(
+    kube: Kube, namespace: str, model: str, read: dict[str, Any] | None = None
+) -> tuple[int, int] | None:
     """Reserve the next number of ``model`` for a version being created, with the time (ns)
-    of the reservation; None if the model does not exist."""
+    of the reservation; None if the model does not exist. ``read``: the model as just read
+    from the API server, tried first (a stale copy only costs a conflict and a re-read)."""
     with _locks[(namespace, model)]:
-        for _ in range(20):
-            rm = kube.get("registeredmodels", namespace, model)
+        for attempt in range(20):
+            rm = (
+                copy.deepcopy(read)
+                if attempt == 0 and read is not None
+                else kube.get("registeredmodels", namespace, model)
+            )
             if rm is None:
                 return None
             floor = 1

@@ -310,7 +310,15 @@ def _finish(
             continue
         if type_ == READY and after.status != TRUE:
             continue  # the condition that failed has its own Event
+        if type_ == APPROVED and after.reason == ApprovalState.PENDING:
+            continue  # waiting is no transition; the condition says what it waits for
         found.append(_event_for(type_, after))
+    # one Event for a version verified in one go (each Event is a write to etcd, and
+    # registration runs at the API server's write rate)
+    checks = [e for e in found if e[1] in ("ArtifactVerified", "ImageResolved")]
+    if len(checks) == 2:
+        found = [e for e in found if e not in checks]
+        found.append(("Normal", "VersionVerified", "; ".join(e[2] for e in checks)))
     if new.number is not None and old.number is None:
         found.insert(
             0,
