@@ -2,7 +2,14 @@ import datetime as dt
 from typing import Any
 
 from modelreg.api.model_deployment import HistoryEntry, ModelDeploymentSpec, RolloutResult
-from modelreg.rollout import Candidate, choose_target, previous_good, rolled_out, rollout_failure
+from modelreg.rollout import (
+    Candidate,
+    choose_target,
+    previous_good,
+    rolled_out,
+    rollout_failure,
+    trim_history,
+)
 
 T = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -105,3 +112,22 @@ def test_rolled_out_needs_all_replicas_updated_and_available():
     assert rolled_out(dep("2", replicas=2, updatedReplicas=2, availableReplicas=2), 2, 2)
     assert not rolled_out(dep("2", replicas=3, updatedReplicas=2, availableReplicas=2), 2, 2)
     assert not rolled_out(dep("1", replicas=2, updatedReplicas=2, availableReplicas=2), 2, 2)
+
+
+def test_trimming_keeps_what_rollbacks_depend_on():
+    S, F, P = RolloutResult.SUCCEEDED, RolloutResult.FAILED, RolloutResult.IN_PROGRESS
+    # v1 served, then 15 releases failed in a row, each rolled back to v1
+    history = [h("v1", S)]
+    for n in range(2, 17):
+        history = [h("v1", S), h(f"v{n}", F), *history]
+    history = [h("v99", P), h("v98", F, gen=0), h("v97", S, gen=0), *history]
+    kept = trim_history(history, generation=1, limit=4)
+    assert kept[:4] == history[:4]
+    assert {e.name for e in kept if e.result == F and e.generation == 1} == {
+        f"v{n}" for n in range(2, 17)
+    }  # none of this generation's failures is retried
+    assert [e.name for e in kept if e.result == S] == ["v97", "v1"]  # newest success of each
+    old = [h("v5", P)] * 4 + [h("v3", F, gen=0)]
+    assert trim_history(old, 1, 4) == old[:4]  # an earlier generation's failure may go
+    assert previous_good(kept, [c("v1", 1), c("v97", 97)], "v16").name == "v97"
+    assert len(trim_history(history * 20, 1, 4)) == 200  # the schema's bound

@@ -6,7 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from modelreg.api.model_deployment import HistoryEntry, ModelDeploymentSpec, RolloutResult
+from modelreg.api.model_deployment import (
+    HISTORY_MAX,
+    HistoryEntry,
+    ModelDeploymentSpec,
+    RolloutResult,
+)
 from modelreg.builders import STORAGE_INITIALIZER
 
 
@@ -90,6 +95,25 @@ def choose_target(
         )
     latest = max(ready, key=lambda v: v.number)
     return Target(latest, "Latest", f"following the latest deployable version, {latest.name}")
+
+
+def trim_history(
+    history: list[HistoryEntry], generation: int | None, limit: int
+) -> list[HistoryEntry]:
+    """The newest ``limit`` entries, plus the older ones rollbacks still depend on: each
+    version's newest success (what to roll back to) and this generation's failures (what
+    not to retry). Without them, a run of failed releases pushed the last good version out
+    of the history, and the deployment scaled to zero (found by benchmarks/, 20 failures
+    in a row), and failed versions were retried."""
+    kept, older = history[:limit], history[limit:]
+    succeeded = {h.name for h in kept if h.result == RolloutResult.SUCCEEDED}
+    for h in older:
+        if h.result == RolloutResult.SUCCEEDED and h.name not in succeeded:
+            kept.append(h)
+            succeeded.add(h.name)
+        elif h.result == RolloutResult.FAILED and h.generation == generation:
+            kept.append(h)
+    return kept[:HISTORY_MAX]
 
 
 def previous_good(

@@ -205,6 +205,35 @@ def test_crashing_pods_roll_back(
     served(registry, "v1")
 
 
+def test_a_long_run_of_failed_releases_still_rolls_back_and_retries_none(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """More failures in a row than the history's 20 newest entries: the last good version
+    stays the one to roll back to, and no failed version is tried again (found by the
+    benchmark of 20 failures, which scaled the deployment to zero)."""
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    for n in range(2, 14):
+        ready_version(registry, artifacts, registries, f"v{n}", "m", path="serving/model-crashloop")
+        wait_for(
+            f"v{n} to fail and v1 to be served again",
+            lambda n=n: any(  # type: ignore[misc]
+                h["name"] == f"v{n}" and h["result"] == "Failed"
+                for h in registry.get(MD, "serve")["status"].get("history", [])
+            ),
+            timeout=60,
+        )
+        served(registry, "v1")
+    history = registry.get(MD, "serve")["status"]["history"]
+    assert len(history) > 20
+    failed = [h["name"] for h in history if h["result"] == "Failed"]
+    assert sorted(failed) == sorted(f"v{n}" for n in range(2, 14))  # each failed once
+    reasons = [r for r, _ in registry.events("serve")]
+    assert "ScaledToZero" not in reasons
+
+
 def test_revocation_rolls_back_then_scales_to_zero(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:

@@ -127,6 +127,10 @@ class ModelDeploymentSpec(ApiModel):
     """Rollout deadline and automatic rollback."""
 
 
+#: the most entries status.history can hold (rollout.trim_history keeps it below)
+HISTORY_MAX = 200
+
+
 class RolloutResult(StrEnum):
     SUCCEEDED = "Succeeded"
     FAILED = "Failed"
@@ -179,9 +183,12 @@ class ModelDeploymentStatus(ApiModel):
     service_name: ObjectName | None = None
     """The Service the operator owns."""
     history: list[HistoryEntry] = Field(
-        default_factory=list, max_length=20, json_schema_extra={"x-kubernetes-list-type": "atomic"}
+        default_factory=list,
+        max_length=HISTORY_MAX,
+        json_schema_extra={"x-kubernetes-list-type": "atomic"},
     )
-    """Rollouts here, newest first (at most 20)."""
+    """Rollouts here, newest first: the 20 newest, plus older entries rollbacks depend on
+    (each version's newest success, this generation's failures); at most 200."""
     conditions: list[Condition] = conditions_field()
     """Ready, Progressing, RolledBack."""
 

@@ -166,7 +166,9 @@ class _Run:
             time=_now(),
             generation=self.generation,
         )
-        self.status.history = [entry, *history][:HISTORY_LIMIT]
+        self.status.history = rollout.trim_history(
+            [entry, *history], self.generation, HISTORY_LIMIT
+        )
 
     def serve(self, c: rollout.Candidate) -> None:
         """Point the Deployment (and Service) at ``c``, which must be deployable now."""

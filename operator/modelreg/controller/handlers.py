@@ -436,8 +436,9 @@ def version_changed(
     namespace = body["metadata"].get("namespace", "")
     model = (body.get("spec") or {}).get("modelRef", {}).get("name")
     if model:
-        _summarize(namespace, model)
+        # deployments first: a rollout should not wait for a summary
         _reconcile_deployments_of(namespace, model, logger)
+        _summarize(namespace, model)
 
 
 def _ready_reason(mv: dict[str, Any]) -> str | None:
@@ -467,11 +468,12 @@ def registered_model(
     name: str, namespace: str | None, reason: str, logger: kopf.Logger, **kwargs: Any
 ) -> None:
     """A model appeared (versions waiting for it resume) or its policy changed (all versions
-    are re-evaluated)."""
+    are re-evaluated). At start-up (resume) versions and deployments have resume handlers
+    of their own."""
     _indices.bind(kwargs)
     namespace = namespace or ""
     for mv in kube().versions_of(namespace, name):
-        if reason == "create" and _ready_reason(mv) != "ModelNotFound":
+        if reason != "update" and _ready_reason(mv) != "ModelNotFound":
             continue
         outcome = reconcile_version(kube(), mv, _stores, _record_key)
         if outcome.status is not None:
@@ -480,8 +482,10 @@ def registered_model(
                 _notify_version(mv, outcome)
         _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
     _summarize(namespace, name)
-    # a policy change can make a served version undeployable, or a waiting one deployable
-    _reconcile_deployments_of(namespace, name, logger)
+    if reason != "resume":
+        # a policy change can make a served version undeployable, or a waiting one
+        # deployable
+        _reconcile_deployments_of(namespace, name, logger)
 
 
 @kopf.on.event(GROUP, VERSION, "registeredmodels")
