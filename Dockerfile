@@ -24,9 +24,12 @@ LABEL org.opencontainers.image.title="modelreg" \
 RUN python -m pip uninstall --yes --quiet pip setuptools wheel \
  && useradd --uid 65532 --user-group --no-create-home --shell /usr/sbin/nologin modelreg
 COPY --from=build /opt/modelreg /opt/modelreg
+# MALLOC_ARENA_MAX: glibc gives each thread its own malloc arena, and a threaded Python
+# process then keeps far more memory than it uses (docs/benchmarks.md)
 ENV PATH=/opt/modelreg/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    MALLOC_ARENA_MAX=2
 USER 65532:65532
 EXPOSE 9443 8080 8081
 ENTRYPOINT ["modelreg"]

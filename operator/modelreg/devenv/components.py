@@ -174,6 +174,9 @@ def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
             f"--liveness=http://127.0.0.1:{ports.operator_health}/healthz",
         ],
         env={
+            # as in the image (Dockerfile): glibc's per-thread malloc arenas make a
+            # threaded Python process keep far more memory than it uses
+            "MALLOC_ARENA_MAX": "2",
             **env,
             "MODELREG_WEBHOOK_LISTEN": "127.0.0.1",
             "MODELREG_WEBHOOK_HOST": "127.0.0.1",
