@@ -224,7 +224,9 @@ class Kube:
         }
         try:
             self.core.create_namespaced_event(meta["namespace"], event)  # type: ignore[arg-type]
-        except ApiException:
+        except ApiException as e:
+            if _namespace_terminating(e):
+                return  # the object goes with its namespace: nobody will read the Event
             log.exception(f"could not post the {reason} Event on {meta['name']}")
 
     def dockerconfigs(self, namespace: str, names: list[str]) -> tuple[list[Obj], list[str]]:

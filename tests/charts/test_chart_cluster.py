@@ -288,7 +288,14 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
                 registry.approve("v2", "alice")
                 served(registry, "v2")
             operator_log = log.read_text()
-            assert "Forbidden" not in operator_log, operator_log
+            # no RBAC gap: nothing forbidden, except creates in namespaces other tests are
+            # deleting (this operator watches all namespaces)
+            forbidden = [
+                line
+                for line in operator_log.splitlines()
+                if "Forbidden" in line and "NamespaceTerminating" not in line
+            ]
+            assert not forbidden, "\n".join(forbidden)
             assert "Traceback" not in operator_log, operator_log
 
             helm(cluster.helm_bin, "uninstall", release, "-n", ns, "--wait", env=helm_env)

@@ -502,7 +502,12 @@ def registered_model_gone(
         outcome = reconcile_version(kube(), mv, _stores, _record_key)
         if outcome.status is not None:
             kube().patch_status("modelversions", namespace, mv["metadata"]["name"], outcome.status)
-        _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
+        # not kopf.event(): when the whole namespace is being deleted, kopf would retry
+        # each Event nine times against a namespace that accepts none
+        for type_, reason, message in outcome.events:
+            kube().post_event(mv, type_, reason, message)
+            EVENTS.labels("ModelVersion", type_, reason).inc()
+            logger.info(message, extra={"reason": reason})
     _reconcile_deployments_of(namespace, name, logger)
 
 
