@@ -225,8 +225,8 @@ class Kube:
         try:
             self.core.create_namespaced_event(meta["namespace"], event)  # type: ignore[arg-type]
         except ApiException as e:
-            if _namespace_terminating(e):
-                return  # the object goes with its namespace: nobody will read the Event
+            if _namespace_terminating(e) or e.status == 404:
+                return  # the namespace is going or gone: nobody will read the Event
             log.exception(f"could not post the {reason} Event on {meta['name']}")
 
     def dockerconfigs(self, namespace: str, names: list[str]) -> tuple[list[Obj], list[str]]:
