@@ -15,6 +15,7 @@ from typing import Any
 import kubernetes
 import pytest
 
+from modelreg.devenv import manifests
 from tests.controller.test_deployments import MD, MV, deployment, ready_version, served
 from tests.support.cluster import Cluster, Registries
 from tests.support.invariants import InvariantChecker
@@ -114,28 +115,21 @@ containerStatuses:
 {{ end }}
 startTime: {{ $now | Quote }}
 """
-    return {
-        "apiVersion": "kwok.x-k8s.io/v1alpha1",
-        "kind": "Stage",
-        "metadata": {"name": name},
-        "spec": {
-            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-            "selector": {
-                "matchExpressions": [
-                    {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
-                    {"key": ".metadata.namespace", "operator": "In", "values": [namespace]},
-                    {
-                        "key": '.metadata.labels["modelreg.dev/version"]',
-                        "operator": "In",
-                        "values": [str(version)],
-                    },
-                    {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
-                ]
+    return manifests.pod_stage(
+        name,
+        [
+            {"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+            {"key": ".metadata.namespace", "operator": "In", "values": [namespace]},
+            {
+                "key": '.metadata.labels["modelreg.dev/version"]',
+                "operator": "In",
+                "values": [str(version)],
             },
-            "weight": 10,
-            "next": {"statusTemplate": status},
-        },
-    }
+            {"key": ".status.phase", "operator": "In", "values": ["Pending"]},
+        ],
+        status,
+        weight=10,
+    )
 
 
 def test_an_artifact_overwritten_after_approval_fails_the_initializer_and_rolls_back(

@@ -96,7 +96,7 @@ def _candidate(
 
 
 def _untrusted_because(
-    mv: dict[str, Any], model: str, key: bytes, policy: ApprovalPolicy | None
+    mv: dict[str, Any], model: str, key: bytes, policy: ApprovalPolicy
 ) -> str | None:
     """Why a version whose status says Ready must not be trusted (None: it may be)."""
     meta, status = mv["metadata"], mv.get("status") or {}
@@ -106,8 +106,6 @@ def _untrusted_because(
         return "Unsealed"
     if not record.verify(key, meta["namespace"], model, annotations):
         return "RecordTampered"
-    if policy is None:
-        return "ModelNotFound"
     metrics = ModelVersionSpec.model_validate(mv.get("spec") or {}).metrics
     if (
         approval.evaluate(policy, ann.decisions(annotations), metrics).state

@@ -184,10 +184,6 @@ def _notify_version(body: dict[str, Any], outcome: VersionOutcome) -> None:
 # --- admission -----------------------------------------------------------------------------
 
 
-def _model_spec(namespace: str, model: str) -> RegisteredModelSpec | None:
-    return _Models(namespace).spec(model)
-
-
 class _Models:
     """The RegisteredModels one admission request reads, each fetched once (from the API
     server: webhooks never trust the index)."""
@@ -373,11 +369,38 @@ async def check_model_authority(**kwargs: Any) -> None:
 # --- ModelVersion ----------------------------------------------------------------------------
 
 
-def _post(body: kopf.Body, events: list[tuple[str, str, str]], logger: kopf.Logger) -> None:
+def _post(
+    body: dict[str, Any],
+    events: list[tuple[str, str, str]],
+    logger: kopf.Logger,
+    direct: bool = False,
+) -> None:
+    """Post, count and log ``events``. ``direct``: through the API at once rather than
+    kopf's queue, which would retry each Event nine times when the whole namespace is
+    being deleted and accepts none."""
     for type_, reason, message in events:
-        kopf.event(body, type=type_, reason=reason, message=message)
+        if direct:
+            kube().post_event(body, type_, reason, message)
+        else:
+            kopf.event(
+                kopf.Body(cast(kopf.RawBody, body)), type=type_, reason=reason, message=message
+            )
         EVENTS.labels(body.get("kind", ""), type_, reason).inc()
         logger.info(message, extra={"reason": reason})
+
+
+def _write_version(
+    mv: dict[str, Any], logger: kopf.Logger, direct_events: bool = False
+) -> VersionOutcome:
+    """Reconcile one version; write its status, notify and post what changed."""
+    outcome = reconcile_version(kube(), mv, _stores, _record_key)
+    meta = mv["metadata"]
+    if outcome.status is not None and kube().patch_status(
+        "modelversions", meta["namespace"], meta["name"], outcome.status
+    ):
+        _notify_version(mv, outcome)
+    _post(mv, outcome.events, logger, direct=direct_events)
+    return outcome
 
 
 @kopf.on.resume(GROUP, VERSION, "modelversions")
@@ -388,14 +411,7 @@ def version(body: kopf.Body, retry: int, logger: kopf.Logger, **kwargs: Any) -> 
     model's summary, its deployments) follows from the watch event of the status written
     here (``version_changed``), so that it reads that state from the index."""
     _indices.bind(kwargs)
-    outcome = reconcile_version(kube(), dict(body), _stores, _record_key)
-    meta = body["metadata"]
-    written = outcome.status is not None and kube().patch_status(
-        "modelversions", meta["namespace"], meta["name"], outcome.status
-    )
-    if written:
-        _notify_version(dict(body), outcome)
-    _post(body, outcome.events, logger)
+    outcome = _write_version(dict(body), logger)
     if outcome.retry:
         raise kopf.TemporaryError(outcome.retry, delay=min(300, 5 * 2 ** min(retry, 6)))
 
@@ -475,12 +491,7 @@ def registered_model(
     for mv in kube().versions_of(namespace, name):
         if reason != "update" and _ready_reason(mv) != "ModelNotFound":
             continue
-        outcome = reconcile_version(kube(), mv, _stores, _record_key)
-        if outcome.status is not None:
-            mv_name = mv["metadata"]["name"]
-            if kube().patch_status("modelversions", namespace, mv_name, outcome.status):
-                _notify_version(mv, outcome)
-        _post(kopf.Body(cast(kopf.RawBody, mv)), outcome.events, logger)
+        _write_version(mv, logger)
     _summarize(namespace, name)
     if reason != "resume":
         # a policy change can make a served version undeployable, or a waiting one
@@ -499,15 +510,8 @@ def registered_model_gone(
         return
     namespace = namespace or ""
     for mv in kube().versions_of(namespace, name):
-        outcome = reconcile_version(kube(), mv, _stores, _record_key)
-        if outcome.status is not None:
-            kube().patch_status("modelversions", namespace, mv["metadata"]["name"], outcome.status)
-        # not kopf.event(): when the whole namespace is being deleted, kopf would retry
-        # each Event nine times against a namespace that accepts none
-        for type_, reason, message in outcome.events:
-            kube().post_event(mv, type_, reason, message)
-            EVENTS.labels("ModelVersion", type_, reason).inc()
-            logger.info(message, extra={"reason": reason})
+        # often the whole namespace is being deleted: Events directly, not retried
+        _write_version(mv, logger, direct_events=True)
     _reconcile_deployments_of(namespace, name, logger)
 
 

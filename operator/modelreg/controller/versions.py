@@ -239,16 +239,12 @@ def reconcile_version(
 def _seal(
     namespace: str, name: str, uid: str, status: ModelVersionStatus, key: bytes | None
 ) -> str | None:
-    """The operator's seal over the verification results in ``status``."""
+    """The operator's seal over the verification results in ``status``, read the way
+    deployments read them back (``record.Verification.of``)."""
     if key is None:
         return None
-    verified = all(
-        (c := conditions.find(status.conditions, t)) is not None and c.status == TRUE
-        for t in (ARTIFACT_VERIFIED, IMAGE_RESOLVED)
-    )
-    image = status.image.resolved if status.image else None
-    sha256 = status.artifact.sha256 if status.artifact else None
-    return record.seal(key, record.Verification(namespace, name, uid, image, sha256, verified))
+    written = {"metadata": {"namespace": namespace, "name": name, "uid": uid}}
+    return record.seal(key, record.Verification.of({**written, "status": status.to_api()}))
 
 
 def _unsealed_results(

@@ -180,12 +180,12 @@ def pod_stages(upstream_pod_ready: Manifest, others: Sequence[Manifest]) -> list
     return [
         ready,
         *others,
-        _stage(
+        pod_stage(
             "modelreg-pod-unready",
             [*pending, {"key": unready, "operator": "In", "values": ["true"]}],
             _UNREADY_STATUS,
         ),
-        _stage(
+        pod_stage(
             "modelreg-pod-crashloop",
             [*pending, {"key": crash, "operator": "In", "values": ["true"]}],
             _CRASHLOOP_STATUS,
@@ -193,16 +193,23 @@ def pod_stages(upstream_pod_ready: Manifest, others: Sequence[Manifest]) -> list
     ]
 
 
-def _stage(name: str, expressions: list[dict[str, Any]], status_template: str) -> Manifest:
+def pod_stage(
+    name: str, expressions: list[dict[str, Any]], status_template: str, weight: int = 0
+) -> Manifest:
+    """A KWOK Stage for pods matching ``expressions``. Tests add their own at runtime with
+    a ``weight`` above 0, so that KWOK picks them over the default stages."""
+    spec: Manifest = {
+        "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
+        "selector": {"matchExpressions": expressions},
+        "next": {"statusTemplate": status_template},
+    }
+    if weight:
+        spec["weight"] = weight
     return {
         "apiVersion": "kwok.x-k8s.io/v1alpha1",
         "kind": "Stage",
         "metadata": {"name": name},
-        "spec": {
-            "resourceRef": {"apiGroup": "v1", "kind": "Pod"},
-            "selector": {"matchExpressions": expressions},
-            "next": {"statusTemplate": status_template},
-        },
+        "spec": spec,
     }
 
 
