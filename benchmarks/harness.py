@@ -301,8 +301,9 @@ def render(results: dict[str, Any]) -> str:
          lambda s: _f(s["steady"]["idle_requests_per_min"])),
         ("5", "idle requests/min to modelreg.dev objects",
          lambda s: _f(s["steady"]["idle_modelreg_requests_per_min"])),
-        ("6", "restart: healthy / settled, s",
+        ("6", "restart: healthy / every object reconciled / settled (then quiet), s",
          lambda s: f"{_f(s['steady']['restart_healthy_s'])} / "
+         f"{_f(s['steady'].get('restart_resumed_s'))} / "
          f"{_f(s['steady']['restart_settled_s'])}"),
         ("6", "restart: writes beyond baseline (to modelreg.dev objects; target 0)",
          lambda s: f"{_f(s['steady']['restart_writes'])} "

@@ -8,6 +8,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -582,6 +583,54 @@ def _quiet(api: Api, quiet: float, timeout: float) -> float:
     return last_change
 
 
+KINDS = {
+    "registeredmodels": "RegisteredModel",
+    "modelversions": "ModelVersion",
+    "modeldeployments": "ModelDeployment",
+}
+_RECONCILES = re.compile(r"^modelreg_reconciles_total\{(.*)\} (\S+)$", re.M)
+
+
+def object_counts(api: Api) -> dict[str, int]:
+    """How many of each modelreg kind exist (one LIST of one item each)."""
+    counts = {}
+    for plural, kind in KINDS.items():
+        page = api.get(f"/apis/modelreg.dev/v1alpha1/{plural}", params={"limit": "1"})
+        counts[kind] = len(page.get("items", [])) + int(
+            page.get("metadata", {}).get("remainingItemCount") or 0
+        )
+    return counts
+
+
+def operator_reconciles(env: Environment) -> dict[str, float] | None:
+    """The operator's ``modelreg_reconciles_total`` by kind (all reasons); None if its
+    metrics do not answer."""
+    url = f"http://127.0.0.1:{env.ports.operator_metrics}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    out: dict[str, float] = defaultdict(float)
+    for labels, value in _RECONCILES.findall(text):
+        kind = re.search(r'kind="([^"]*)"', labels)
+        if kind:
+            out[kind.group(1)] += float(value)
+    return dict(out)
+
+
+def _resumed(env: Environment, counts: dict[str, int], timeout: float) -> float | None:
+    """Wait until the (just started) operator has reconciled every object once; the time
+    (monotonic) it had, None if it did not within ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = operator_reconciles(env)
+        if done is not None and all(done.get(k, 0) >= n for k, n in counts.items()):
+            return time.monotonic()
+        time.sleep(0.1)
+    return None
+
+
 def steady_and_restart(
     env: Environment,
     op: Operator,
@@ -612,11 +661,14 @@ def steady_and_restart(
     per_min = 60 / (t1 - t0)
     base_per_min = 60 / (tb1 - tb0)
     # restart
+    counts = object_counts(api)
     r0, start = api.metrics(), time.monotonic()
     op.start()
     healthy = time.monotonic() - start
     new_pid = op.pid
     with profiled(new_pid, profile):
+        # settled: every object reconciled once (the operator's own count), then quiet
+        resumed = _resumed(env, counts, settle_timeout)
         last = _quiet(api, quiet, settle_timeout)
     r1, end = api.metrics(), time.monotonic()
     restart = r1 - r0
@@ -633,7 +685,9 @@ def steady_and_restart(
         "baseline_requests_per_min": base.total() * base_per_min,
         "idle_busiest": running.by_verb_resource(6),
         "restart_healthy_s": healthy,
-        "restart_settled_s": max(0.0, last - start),
+        "restart_objects": counts,
+        "restart_resumed_s": None if resumed is None else resumed - start,
+        "restart_settled_s": max(0.0, last - start, (resumed or start) - start),
         "restart_writes": max(0, round(restart.writes() - base_writes)),
         "restart_modelreg_writes": restart.modelreg(writes=True),
         "restart_requests": restart.total(),

@@ -17,6 +17,14 @@ ADMISSION_REVIEWS = Counter(
     "operation and result.",
     ["webhook", "operation", "result"],
 )
+RECONCILES = Counter(
+    "modelreg_reconciles",
+    "Reconciles of RegisteredModels, ModelVersions and ModelDeployments that kopf's "
+    "handlers completed, by kind and reason (create, update, resume). After a start every "
+    "object is reconciled once (resume; create if it had not been handled at its "
+    "generation): this reaching the number of objects marks the end of the start-up.",
+    ["kind", "reason"],
+)
 NOTIFICATIONS = Counter(
     "modelreg_notifications",
     "Notifications (CloudEvents POSTed to a model's receivers) by final result: delivered; "

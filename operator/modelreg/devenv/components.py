@@ -172,6 +172,7 @@ def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
             "modelreg",
             "run",
             f"--liveness=http://127.0.0.1:{ports.operator_health}/healthz",
+            f"--metrics=127.0.0.1:{ports.operator_metrics}",
         ],
         env={
             # as in the image (Dockerfile): glibc's per-thread malloc arenas make a

@@ -20,6 +20,7 @@ PORT_NAMES = (
     "private_registry",
     "webhook",
     "operator_health",
+    "operator_metrics",
 )
 
 
@@ -37,6 +38,7 @@ class Ports:
     private_registry: int
     webhook: int
     operator_health: int
+    operator_metrics: int
 
 
 def free_ports(count: int) -> list[int]:
