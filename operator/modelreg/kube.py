@@ -10,7 +10,7 @@ import base64
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol, cast
 
 import kubernetes
@@ -20,6 +20,8 @@ from modelreg.api.base import GROUP, VERSION
 
 Obj = dict[str, Any]
 log = logging.getLogger(__name__)
+#: connections kept to the API server per client
+POOL_SIZE = 32
 
 
 def load_client() -> kubernetes.client.ApiClient:
@@ -54,11 +56,22 @@ class Kube:
     """A small facade over the kubernetes client, for modelreg's objects and workloads."""
 
     def __init__(
-        self, api: kubernetes.client.ApiClient | None = None, index: Index | None = None
+        self,
+        api: kubernetes.client.ApiClient | None = None,
+        index: Index | None = None,
+        on_write: Callable[[Obj], None] | None = None,
     ) -> None:
-        self.api = api or kubernetes.client.ApiClient()
+        if api is None:
+            config = kubernetes.client.Configuration.get_default_copy()
+            # one connection per thread that may call at once (kopf's executor, the webhooks'
+            # pool): urllib3 closes what does not fit, and each new one is a TLS handshake
+            config.connection_pool_maxsize = POOL_SIZE
+            api = kubernetes.client.ApiClient(config)
+        self.api = api
         #: what the watches have seen, for the list reads (None: list from the API server)
         self.index = index
+        #: told of every status this client writes (the object as written)
+        self.on_write = on_write
         self.custom = kubernetes.client.CustomObjectsApi(self.api)
         self.core = kubernetes.client.CoreV1Api(self.api)
         self.apps = kubernetes.client.AppsV1Api(self.api)
@@ -117,6 +130,8 @@ class Kube:
             if e.status == 404:
                 return None
             raise
+        if self.on_write is not None:
+            self.on_write(obj)
         return obj
 
     def replace_status(self, plural: str, obj: Obj) -> Obj:
@@ -133,6 +148,8 @@ class Kube:
             if e.status == 409:
                 raise Conflict(meta["name"]) from e
             raise
+        if self.on_write is not None:
+            self.on_write(out)
         return out
 
     def annotate(

@@ -55,6 +55,10 @@ def run(
     kopf.configure(
         verbose=verbose, debug=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object"
     )
+    if not verbose:
+        from modelreg.controller.logs import quiet_success_chatter
+
+        quiet_success_chatter()
     kopf.run(
         clusterwide=not namespaces,
         namespaces=namespaces,

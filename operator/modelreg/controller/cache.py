@@ -14,11 +14,16 @@ That is safe because of how the operator uses them:
   API server and checked (``deployments._Run.serve``).
 
 Only what the reconciles read is kept: metadata without managedFields and kopf's own
-annotations (its last-handled-configuration repeats the spec), spec and status.
+annotations, spec and status. ModelVersions, thousands of them, are kept leaner still
+(:func:`version_entry`): about 10 KB of Python objects each as parsed, half of the
+operator's memory at 10,000 versions (docs/benchmarks.md). What needs a whole version
+(its reconcile) reads it from the API server.
 """
 
 from __future__ import annotations
 
+import sys
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +53,65 @@ def slim(body: Mapping[str, Any]) -> Obj:
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }
+
+
+#: never read by a reconcile, and a whole copy of the object when kubectl apply wrote it
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+#: what the reconciles that read the version index use (deployments._candidate,
+#: record.Verification.of, versions.summarize_model, lifecycle.apply_retention,
+#: deployments.sync_version_stages, numbering): not lineage, descriptions, tags, condition
+#: messages, decisions (their signed record is in the annotations)
+_VERSION_SPEC = {"modelRef": None, "artifact": ("uri", "sha256"), "image": ("reference",)}
+_VERSION_STATUS = {
+    "number": None,
+    "observedGeneration": None,
+    "seal": None,
+    "stage": None,
+    "deployments": None,
+    "registeredBy": None,
+    "approval": ("state",),
+    "artifact": ("sha256",),
+    "image": ("digest", "resolved"),
+}
+_intern = sys.intern
+
+
+def _project(src: Mapping[str, Any], fields: Mapping[str, tuple[str, ...] | None]) -> Obj:
+    out: Obj = {}
+    for key, keep in fields.items():
+        if key not in src:
+            continue
+        value = src[key]
+        if keep is not None and isinstance(value, Mapping):
+            value = {_intern(k): value[k] for k in keep if k in value}
+        out[_intern(key)] = value
+    return out
+
+
+def version_entry(body: Mapping[str, Any]) -> Obj:
+    """The parts of a ModelVersion the reconciles read from the index (keys interned: the
+    same few strings in every entry)."""
+    entry = slim(body)
+    meta = entry["metadata"]
+    meta.pop("labels", None)
+    if "annotations" in meta:
+        meta["annotations"] = {
+            _intern(k): v for k, v in meta["annotations"].items() if k != _LAST_APPLIED
+        }
+    spec, status = entry["spec"], entry["status"]
+    entry["spec"] = _project(spec, _VERSION_SPEC)
+    if spec.get("metrics"):
+        entry["spec"]["metrics"] = spec["metrics"]
+    entry["status"] = _project(status, _VERSION_STATUS)
+    entry["status"]["conditions"] = [
+        {
+            "type": _intern(str(c.get("type", ""))),
+            "status": _intern(str(c.get("status", ""))),
+            "reason": _intern(str(c.get("reason", ""))),
+        }
+        for c in status.get("conditions") or []
+    ]
+    return entry
 
 
 class Indices:
@@ -80,3 +144,49 @@ class Indices:
         if self.models is None:
             return None
         return next(iter(self.models.get((namespace, name), ())), None)
+
+
+class OwnWrites:
+    """The resourceVersion of the operator's latest status write of each object, until the
+    watch has delivered it.
+
+    kopf hands a handler the newest body its watch has delivered, which can predate a
+    status the operator has just written (an approval arriving while the version's first
+    reconcile still runs). With its diff base in an annotation, kopf's own PATCH after
+    each handler made it wait for the watch to catch up; kept in memory
+    (controller/diffbase.py), nothing does, so a handler asks :meth:`stale` and reads the
+    object again if so. Entries go once the watch has caught up, so this holds only
+    writes in flight.
+    """
+
+    def __init__(self) -> None:
+        self._versions: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._versions)
+
+    def wrote(self, obj: Mapping[str, Any] | None) -> None:
+        meta = (obj or {}).get("metadata") or {}
+        uid, rv = meta.get("uid"), str(meta.get("resourceVersion", ""))
+        if uid and rv.isdigit():
+            with self._lock:
+                self._versions[uid] = max(int(rv), self._versions.get(uid, 0))
+
+    def stale(self, body: Mapping[str, Any]) -> bool:
+        """Whether ``body`` predates the operator's latest write of it."""
+        meta = body.get("metadata") or {}
+        uid, rv = meta.get("uid"), str(meta.get("resourceVersion", ""))
+        with self._lock:
+            written = self._versions.get(uid or "")
+            if written is None:
+                return False
+            if rv.isdigit() and int(rv) >= written:
+                del self._versions[uid or ""]  # the watch has caught up
+                return False
+            return True
+
+    def forget(self, uid: str | None) -> None:
+        """The object is gone."""
+        with self._lock:
+            self._versions.pop(uid or "", None)

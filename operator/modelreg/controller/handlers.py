@@ -29,7 +29,7 @@ from modelreg.api.registered_model import (
     SecurityPolicy,
 )
 from modelreg.approval import Requester
-from modelreg.controller import admission, bootstrap, cache
+from modelreg.controller import admission, bootstrap, cache, diffbase
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
@@ -38,12 +38,14 @@ from modelreg.controller.settings import WebhookSettings
 from modelreg.controller.versions import Outcome as VersionOutcome
 from modelreg.controller.versions import reconcile_version, summarize_model
 from modelreg.kube import Kube, load_client
-from modelreg.metrics import ADMISSION_REVIEWS, EVENTS
+from modelreg.metrics import ADMISSION_REVIEWS, EVENTS, RECONCILES
 from modelreg.verify.artifacts import StoreConfig
 
 _kube: Kube | None = None
 _api_kube: Kube | None = None
 _indices = cache.Indices()
+_own_writes = cache.OwnWrites()
+_diffbase = diffbase.MemoryDiffBaseStorage(prefix="kopf.modelreg.dev")
 _notifier: Notifier | None = None
 _stores = StoreConfig.from_env()
 _record_key = record.key_from_env()
@@ -53,8 +55,13 @@ def kube() -> Kube:
     """For the handlers: lists come from what the watches have seen (controller/cache.py)."""
     global _kube
     if _kube is None:
-        _kube = Kube(index=_indices)
+        _kube = Kube(index=_indices, on_write=_track_version_writes)
     return _kube
+
+
+def _track_version_writes(obj: dict[str, Any]) -> None:
+    if obj.get("kind") == "ModelVersion":
+        _own_writes.wrote(obj)
 
 
 def api_kube() -> Kube:
@@ -69,7 +76,7 @@ def api_kube() -> Kube:
 @kopf.index(GROUP, VERSION, "modelversions")
 def version_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[Any, Any]:
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
-    return {(namespace, model): cache.slim(body)}
+    return {(namespace, model): cache.version_entry(body)}
 
 
 @kopf.index(GROUP, VERSION, "registeredmodels")
@@ -91,13 +98,18 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
         prefix="kopf.modelreg.dev"
     )
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix="kopf.modelreg.dev", key="last-handled-configuration"
-    )
+    # what kopf last handled, in memory rather than in an annotation: one write (and one
+    # admission round trip) fewer per change handled (controller/diffbase.py)
+    global _diffbase
+    _diffbase = diffbase.MemoryDiffBaseStorage(prefix="kopf.modelreg.dev")
+    settings.persistence.diffbase_storage = _diffbase
     # our own Events say what happened; kopf's per-handler ones would only add noise
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # the initial listing in pages: 10,000 versions in one response is a peak of hundreds
+    # of MB of parsed JSON that the heap keeps afterwards (docs/benchmarks.md)
+    settings.watching.chunk_size = 500
     # no cap on per-object workers: an object waiting out a retry backoff (e.g. its
     # registry is unreachable) holds its worker while it sleeps, so a cap made new objects
     # wait behind retrying ones (found by tests/reliability/test_hostile_input.py). Workers
@@ -389,12 +401,25 @@ def _post(
         logger.info(message, extra={"reason": reason})
 
 
+def _whole(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The whole version of an index entry (which keeps only what most reconciles read:
+    controller/cache.py); None if it is gone."""
+    meta = entry["metadata"]
+    return kube().get("modelversions", meta["namespace"], meta["name"])
+
+
 def _write_version(
     mv: dict[str, Any], logger: kopf.Logger, direct_events: bool = False
 ) -> VersionOutcome:
     """Reconcile one version; write its status, notify and post what changed."""
-    outcome = reconcile_version(kube(), mv, _stores, _record_key)
     meta = mv["metadata"]
+    if _own_writes.stale(mv):
+        # older than a status written here: judged on that, it would be written twice
+        fresh = kube().get("modelversions", meta["namespace"], meta["name"])
+        if fresh is None:
+            return VersionOutcome(None)
+        mv, meta = fresh, fresh["metadata"]
+    outcome = reconcile_version(kube(), mv, _stores, _record_key)
     if outcome.status is not None and kube().patch_status(
         "modelversions", meta["namespace"], meta["name"], outcome.status
     ):
@@ -414,6 +439,7 @@ def version(body: kopf.Body, retry: int, logger: kopf.Logger, **kwargs: Any) -> 
     outcome = _write_version(dict(body), logger)
     if outcome.retry:
         raise kopf.TemporaryError(outcome.retry, delay=min(300, 5 * 2 ** min(retry, 6)))
+    RECONCILES.labels("ModelVersion", kwargs.get("reason", "")).inc()
 
 
 def _consequential(body: kopf.Body) -> tuple[Any, ...]:
@@ -443,6 +469,9 @@ def version_changed(
     deleted): summarize the model and reconcile its deployments. The initial listing
     only records what was seen: resume handlers reconcile everything then."""
     _indices.bind(kwargs)
+    if event.get("type") == "DELETED":
+        _diffbase.forget(body.get("metadata", {}).get("uid"))
+        _own_writes.forget(body.get("metadata", {}).get("uid"))
     now = None if event.get("type") == "DELETED" else _consequential(body)
     seen, memo["consequential"] = memo.get("consequential"), now
     if event.get("type") is None or now == seen:
@@ -481,22 +510,32 @@ def _summarize(namespace: str, model: str) -> None:
 @kopf.on.create(GROUP, VERSION, "registeredmodels")
 @kopf.on.update(GROUP, VERSION, "registeredmodels", field="spec")
 def registered_model(
-    name: str, namespace: str | None, reason: str, logger: kopf.Logger, **kwargs: Any
+    name: str,
+    namespace: str | None,
+    reason: str,
+    body: kopf.Body,
+    logger: kopf.Logger,
+    **kwargs: Any,
 ) -> None:
     """A model appeared (versions waiting for it resume) or its policy changed (all versions
     are re-evaluated). At start-up (resume) versions and deployments have resume handlers
     of their own."""
     _indices.bind(kwargs)
     namespace = namespace or ""
+    # a spec not yet handled may be a policy changed while the operator was down (its
+    # diff base is not kept across restarts: controller/diffbase.py)
+    policy_changed = reason == "update" or not diffbase.handled(body)
     for mv in kube().versions_of(namespace, name):
-        if reason != "update" and _ready_reason(mv) != "ModelNotFound":
+        if not policy_changed and _ready_reason(mv) != "ModelNotFound":
             continue
-        _write_version(mv, logger)
+        if (whole := _whole(mv)) is not None:
+            _write_version(whole, logger)
     _summarize(namespace, name)
     if reason != "resume":
         # a policy change can make a served version undeployable, or a waiting one
         # deployable
         _reconcile_deployments_of(namespace, name, logger)
+    RECONCILES.labels("RegisteredModel", reason).inc()
 
 
 @kopf.on.event(GROUP, VERSION, "registeredmodels")
@@ -508,10 +547,12 @@ def registered_model_gone(
     _indices.bind(kwargs)
     if event.get("type") != "DELETED":
         return
+    _diffbase.forget(event["object"].get("metadata", {}).get("uid"))
     namespace = namespace or ""
     for mv in kube().versions_of(namespace, name):
         # often the whole namespace is being deleted: Events directly, not retried
-        _write_version(mv, logger, direct_events=True)
+        if (whole := _whole(mv)) is not None:
+            _write_version(whole, logger, direct_events=True)
     _reconcile_deployments_of(namespace, name, logger)
 
 
@@ -573,9 +614,18 @@ def _reconcile_deployments_of(namespace: str, model: str, logger: kopf.Logger) -
 @kopf.on.create(GROUP, VERSION, "modeldeployments")
 @kopf.on.update(GROUP, VERSION, "modeldeployments", field="spec")
 @kopf.on.update(GROUP, VERSION, "modeldeployments", field="metadata.annotations")
-def model_deployment(body: kopf.Body, logger: kopf.Logger, **kwargs: Any) -> None:
+def model_deployment(body: kopf.Body, reason: str, logger: kopf.Logger, **kwargs: Any) -> None:
     _indices.bind(kwargs)
     _reconcile_deployment(dict(body), logger)
+    RECONCILES.labels("ModelDeployment", reason).inc()
+
+
+@kopf.on.event(GROUP, VERSION, "modeldeployments")
+def model_deployment_gone(event: kopf.RawEvent, **_: Any) -> None:
+    """Forget what kopf last handled of a deleted ModelDeployment (controller/diffbase.py);
+    its Deployment and Service go with it (owner references)."""
+    if event.get("type") == "DELETED":
+        _diffbase.forget(event["object"].get("metadata", {}).get("uid"))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "modelreg"})

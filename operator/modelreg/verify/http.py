@@ -10,14 +10,23 @@ from __future__ import annotations
 
 import functools
 import ssl
+import threading
 
 import httpx
 
+_lock = threading.Lock()
+
 
 @functools.cache
-def tls_context() -> ssl.SSLContext:
-    """The CA bundle of certifi, or $SSL_CERT_FILE / $SSL_CERT_DIR (as httpx does)."""
+def _tls_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
+
+
+def tls_context() -> ssl.SSLContext:
+    """The CA bundle of certifi, or $SSL_CERT_FILE / $SSL_CERT_DIR (as httpx does). Built
+    once, also when the first checks come in together on many threads."""
+    with _lock:
+        return _tls_context()
 
 
 def client(timeout: float) -> httpx.Client:
