@@ -29,7 +29,7 @@ from modelreg.api.registered_model import (
     SecurityPolicy,
 )
 from modelreg.approval import Requester
-from modelreg.controller import admission, bootstrap, cache, diffbase
+from modelreg.controller import admission, bootstrap, cache, diffbase, numbering
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
@@ -172,6 +172,13 @@ def stop_notifications(**_: Any) -> None:
     reported as such: delivery is at least once while the operator runs)."""
     if _notifier is not None:
         _notifier.dispatcher.close(timeout=5)
+
+
+@kopf.on.cleanup()
+def release_numbers(**_: Any) -> None:
+    """Give back the version numbers reserved in blocks and not handed out (no gap after
+    a clean stop: controller/numbering.py)."""
+    numbering.release_idle(idle=0)
 
 
 def _notify_version(body: dict[str, Any], outcome: VersionOutcome) -> None:

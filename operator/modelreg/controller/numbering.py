@@ -9,20 +9,63 @@ Normally the admission webhook reserves the number while it admits the create
 concurrent creates. A version created while its RegisteredModel did not exist yet is
 numbered by the controller when the model appears (:func:`ensure_numbers`), in the order
 of the admission timestamps.
+
+Numbers are reserved in blocks while versions of a model come in quick succession (a
+training pipeline registering many): each reservation is a write of the model's status,
+one per version otherwise. A block starts at one number and doubles (up to
+:data:`MAX_BLOCK`) while reservations follow each other within :data:`BURST_SECONDS`, so
+a version registered now and then still takes exactly one. What a block has left is
+given back once no version of the model came for :data:`RELEASE_SECONDS`, and when the
+operator stops, if no one has reserved after it (compare-and-swap on the model's
+counter); a crash in a burst leaves a gap, never a reused number. Handing numbers out of
+memory keeps "creation order" exact because the operator runs as a single replica
+(charts/: replicaCount 1, strategy Recreate).
 """
 
 from __future__ import annotations
 
 import copy
+import logging
 import threading
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any
 
 from modelreg.api import annotations as ann
 from modelreg.kube import Conflict, Kube
 
+log = logging.getLogger(__name__)
+
 _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
+
+#: the largest block of numbers reserved at once
+MAX_BLOCK = 32
+#: a reservation this soon after the previous one of the same model doubles the block
+BURST_SECONDS = 10.0
+#: unused numbers of a block are given back after this long without a version (longer
+#: than a burst, or a steady trickle would cost a reservation and a release per block)
+RELEASE_SECONDS = 30.0
+
+
+@dataclass
+class _Block:
+    """Numbers ``[next, end)`` reserved in model ``uid``'s counter and not handed out."""
+
+    kube: Kube
+    uid: str
+    next: int
+    end: int
+    size: int
+    reserved_at: float
+    used_at: float
+
+
+_blocks: dict[tuple[str, str], _Block] = {}
+#: seconds, for bursts and idleness (a function so that tests can move it)
+_clock = time.monotonic
+_releaser: threading.Thread | None = None
+_releaser_lock = threading.Lock()
 
 
 def _creation_key(mv: dict[str, Any]) -> tuple[int, str, str]:
@@ -58,7 +101,8 @@ def reserve(
     """Reserve the next number of ``model`` for a version being created, with the time (ns)
     of the reservation; None if the model does not exist. ``read``: the model as just read
     from the API server, tried first (a stale copy only costs a conflict and a re-read)."""
-    with _locks[(namespace, model)]:
+    key = (namespace, model)
+    with _locks[key]:
         for attempt in range(20):
             rm = (
                 copy.deepcopy(read)
@@ -66,7 +110,16 @@ def reserve(
                 else kube.get("registeredmodels", namespace, model)
             )
             if rm is None:
+                _blocks.pop(key, None)
                 return None
+            now, uid = _clock(), rm["metadata"].get("uid", "")
+            block = _blocks.get(key)
+            if block is not None and block.uid == uid and block.next < block.end:
+                block.next, block.used_at = block.next + 1, now
+                return block.next - 1, time.time_ns()
+            size = 1
+            if block is not None and block.uid == uid and now - block.reserved_at < BURST_SECONDS:
+                size = min(MAX_BLOCK, block.size * 2)
             floor = 1
             if not (rm.get("status") or {}).get("nextVersionNumber"):
                 # a new (or re-created) model: never below the numbers its versions hold
@@ -75,12 +128,67 @@ def reserve(
                     default=0,
                 )
             try:
-                return _advance(kube, rm, 1, floor), time.time_ns()
+                start = _advance(kube, rm, size, floor)
             except Conflict:
                 continue
+            _blocks[key] = _Block(kube, uid, start + 1, start + size, size, now, now)
+            if size > 1:
+                _start_releaser()
+            return start, time.time_ns()
     raise RuntimeError(
         f"could not reserve a version number for {namespace}/{model}: RegisteredModel kept changing"
     )
+
+
+def _release(key: tuple[str, str], block: _Block) -> None:
+    """Give the unused numbers of ``block`` back, if no one reserved after it (call with
+    the model's lock held)."""
+    unused = block.end - block.next
+    block.end = block.next  # whatever happens: never handed out from here again
+    if unused <= 0:
+        return
+    namespace, model = key
+    try:
+        rm = block.kube.get("registeredmodels", namespace, model)
+        status = (rm or {}).get("status") or {}
+        if rm is None or rm["metadata"].get("uid") != block.uid:
+            return
+        if int(status.get("nextVersionNumber") or 0) != block.next + unused:
+            return  # reserved past it since: the numbers stay a gap
+        status["nextVersionNumber"] = block.next
+        block.kube.replace_status("registeredmodels", rm)
+    except Conflict:
+        return  # changed meanwhile: a gap is safe, a second guess is not
+    except Exception as e:
+        log.info(
+            f"numbers {block.next}..{block.next + unused - 1} of {namespace}/{model} "
+            f"left unused: {e}"
+        )
+
+
+def release_idle(now: float | None = None, idle: float = RELEASE_SECONDS) -> None:
+    """Give back what blocks unused for ``idle`` seconds have left (all of it: idle=0)."""
+    now = _clock() if now is None else now
+    for key, block in list(_blocks.items()):
+        if block.next < block.end and now - block.used_at >= idle:
+            with _locks[key]:
+                if _blocks.get(key) is block:
+                    _release(key, block)
+
+
+def _start_releaser() -> None:
+    global _releaser
+    with _releaser_lock:
+        if _releaser is not None and _releaser.is_alive():
+            return
+
+        def loop() -> None:
+            while True:
+                time.sleep(1.0)
+                release_idle()
+
+        _releaser = threading.Thread(target=loop, name="numbering-release", daemon=True)
+        _releaser.start()
 
 
 def ensure_numbers(kube: Kube, namespace: str, model: str) -> dict[str, int]:
