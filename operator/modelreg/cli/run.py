@@ -47,6 +47,9 @@ def run(
     import kopf
 
     import modelreg.controller.handlers  # noqa: F401 (registers the handlers)
+    from modelreg.controller import kopf_fixes
+
+    kopf_fixes.apply()
     from modelreg.metrics import serve
 
     if metrics:

@@ -4,9 +4,9 @@ kopf logs, at INFO, each handler and webhook that succeeded and each cause proce
 ("Handler 'version_changed' succeeded.", "Creation is processed: 1 succeeded; 0
 failed."): about six lines per registered version, none of which says what changed.
 Logging (its lock and JSON formatting) was 7.5% of the operator's samples while it
-registered 1,000 versions (benchmarks/), and these lines bury the ones that matter: the transitions the operator
-logs itself, with the acting user (docs/api.md), and every failure or retry, which kopf
-logs at WARNING or ERROR and which stay.
+registered 1,000 versions (benchmarks/), and these lines bury the ones that matter: the
+transitions the operator logs itself, with the acting user (docs/api.md), and every
+failure or retry, which kopf logs at WARNING or ERROR and which stay.
 """
 
 from __future__ import annotations
