@@ -81,6 +81,17 @@ def test_one_version_now_and_then_reserves_exactly_one(
         clock[0] += numbering.BURST_SECONDS + 1
 
 
+def test_a_steady_trickle_keeps_its_blocks_growing(
+    kube: FakeModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(numbering, "_clock", lambda: clock[0])
+    for expected in range(1, 101):  # one every 5 s: a block of 32 lasts longer than a burst
+        assert take(kube, 1) == [expected]
+        clock[0] += numbering.BURST_SECONDS / 2
+    assert kube.writes <= 8
+
+
 def test_what_a_block_has_left_is_given_back_when_idle(
     kube: FakeModels, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ of the admission timestamps.
 Numbers are reserved in blocks while versions of a model come in quick succession (a
 training pipeline registering many): each reservation is a write of the model's status,
 one per version otherwise. A block starts at one number and doubles (up to
-:data:`MAX_BLOCK`) while reservations follow each other within :data:`BURST_SECONDS`, so
+:data:`MAX_BLOCK`) while versions follow each other within :data:`BURST_SECONDS`, so
 a version registered now and then still takes exactly one. What a block has left is
 given back once no version of the model came for :data:`RELEASE_SECONDS`, and when the
 operator stops, if no one has reserved after it (compare-and-swap on the model's
@@ -41,7 +41,8 @@ _locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Loc
 
 #: the largest block of numbers reserved at once
 MAX_BLOCK = 32
-#: a reservation this soon after the previous one of the same model doubles the block
+#: a reservation this soon after the model's previous number was handed out doubles the
+#: block (a steady trickle keeps its blocks growing, however long each lasts)
 BURST_SECONDS = 10.0
 #: unused numbers of a block are given back after this long without a version (longer
 #: than a burst, or a steady trickle would cost a reservation and a release per block)
@@ -57,7 +58,6 @@ class _Block:
     next: int
     end: int
     size: int
-    reserved_at: float
     used_at: float
 
 
@@ -118,7 +118,7 @@ def reserve(
                 block.next, block.used_at = block.next + 1, now
                 return block.next - 1, time.time_ns()
             size = 1
-            if block is not None and block.uid == uid and now - block.reserved_at < BURST_SECONDS:
+            if block is not None and block.uid == uid and now - block.used_at < BURST_SECONDS:
                 size = min(MAX_BLOCK, block.size * 2)
             floor = 1
             if not (rm.get("status") or {}).get("nextVersionNumber"):
@@ -131,7 +131,7 @@ def reserve(
                 start = _advance(kube, rm, size, floor)
             except Conflict:
                 continue
-            _blocks[key] = _Block(kube, uid, start + 1, start + size, size, now, now)
+            _blocks[key] = _Block(kube, uid, start + 1, start + size, size, now)
             if size > 1:
                 _start_releaser()
             return start, time.time_ns()
