@@ -25,7 +25,17 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import fixtures
-from benchmarks.api import WRITE_VERBS, Api, ApiError, Obj, Watch, cpu_seconds, mr, rss_bytes
+from benchmarks.api import (
+    GROUP_PATH,
+    WRITE_VERBS,
+    Api,
+    ApiError,
+    Obj,
+    Watch,
+    cpu_seconds,
+    mr,
+    rss_bytes,
+)
 from modelreg import devenv
 from modelreg.devenv import Environment, process
 
@@ -595,7 +605,7 @@ def object_counts(api: Api) -> dict[str, int]:
     """How many of each modelreg kind exist (one LIST of one item each)."""
     counts = {}
     for plural, kind in KINDS.items():
-        page = api.get(f"/apis/modelreg.dev/v1alpha1/{plural}", params={"limit": "1"})
+        page = api.get(f"{GROUP_PATH}/{plural}", params={"limit": "1"})
         counts[kind] = len(page.get("items", [])) + int(
             page.get("metadata", {}).get("remainingItemCount") or 0
         )

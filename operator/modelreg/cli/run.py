@@ -48,10 +48,9 @@ def run(
 
     import modelreg.controller.handlers  # noqa: F401 (registers the handlers)
     from modelreg.controller import kopf_fixes
-
-    kopf_fixes.apply()
     from modelreg.metrics import serve
 
+    kopf_fixes.apply()
     if metrics:
         serve(metrics)
 

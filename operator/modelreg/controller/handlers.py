@@ -409,8 +409,8 @@ def _post(
 
 
 def _whole(entry: dict[str, Any]) -> dict[str, Any] | None:
-    """The whole version of an index entry (which keeps only what most reconciles read:
-    controller/cache.py); None if it is gone."""
+    """The whole version as the API server has it now, for an index entry (which keeps only
+    what most reconciles read: controller/cache.py) or a stale body; None if it is gone."""
     meta = entry["metadata"]
     return kube().get("modelversions", meta["namespace"], meta["name"])
 
@@ -419,13 +419,13 @@ def _write_version(
     mv: dict[str, Any], logger: kopf.Logger, direct_events: bool = False
 ) -> VersionOutcome:
     """Reconcile one version; write its status, notify and post what changed."""
-    meta = mv["metadata"]
     if _own_writes.stale(mv):
         # older than a status written here: judged on that, it would be written twice
-        fresh = kube().get("modelversions", meta["namespace"], meta["name"])
+        fresh = _whole(mv)
         if fresh is None:
             return VersionOutcome(None)
-        mv, meta = fresh, fresh["metadata"]
+        mv = fresh
+    meta = mv["metadata"]
     outcome = reconcile_version(kube(), mv, _stores, _record_key)
     if outcome.status is not None and kube().patch_status(
         "modelversions", meta["namespace"], meta["name"], outcome.status
@@ -438,7 +438,7 @@ def _write_version(
 @kopf.on.resume(GROUP, VERSION, "modelversions")
 @kopf.on.create(GROUP, VERSION, "modelversions")
 @kopf.on.update(GROUP, VERSION, "modelversions", field="metadata.annotations")
-def version(body: kopf.Body, retry: int, logger: kopf.Logger, **kwargs: Any) -> None:
+def version(body: kopf.Body, retry: int, reason: str, logger: kopf.Logger, **kwargs: Any) -> None:
     """Verify the version and evaluate its approvals. What follows from its new state (the
     model's summary, its deployments) follows from the watch event of the status written
     here (``version_changed``), so that it reads that state from the index."""
@@ -446,7 +446,7 @@ def version(body: kopf.Body, retry: int, logger: kopf.Logger, **kwargs: Any) -> 
     outcome = _write_version(dict(body), logger)
     if outcome.retry:
         raise kopf.TemporaryError(outcome.retry, delay=min(300, 5 * 2 ** min(retry, 6)))
-    RECONCILES.labels("ModelVersion", kwargs.get("reason", "")).inc()
+    RECONCILES.labels("ModelVersion", reason).inc()
 
 
 def _consequential(body: kopf.Body) -> tuple[Any, ...]:

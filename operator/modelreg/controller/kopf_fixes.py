@@ -5,7 +5,7 @@ objects are indexed: each object's worker adds a toggle to one set, drops it onc
 object is indexed, and then waits on the set's condition for all toggles to be gone.
 Every drop wakes every waiting worker, so a start with N objects costs about N²/2
 wake-ups: a few seconds at 1,000 versions, and at 10,000 no reconcile had started after
-30 minutes, one core busy waking workers (benchmarks/, docs/benchmarks.md).
+13 minutes, one core busy waking workers (benchmarks/, docs/benchmarks.md).
 
 :class:`FlipToggleSet` keeps kopf's semantics but wakes the set's waiters only when the
 set's state flips (a toggle set is on or off as a whole), so the start is linear. The
