@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,48 @@ def test_contract_names_and_categories() -> None:
         version = crd.crd(k)["spec"]["versions"][0]
         assert version["name"] == "v1alpha1"
         assert version["subresources"] == {"status": {}}
+
+
+#: the summary columns of ``kubectl get`` (priority 0) the API contract asks for, in order
+SUMMARY_COLUMNS = {
+    "RegisteredModel": ["Ready", "Latest", "Approved", "Versions", "Age"],
+    "ModelVersion": ["Ready", "Model", "Version", "Approval", "Stage", "Age"],
+    "ModelDeployment": ["Model", "Current", "Target", "Ready", "Age"],
+}
+
+
+def _schema_at(schema: dict[str, Any], json_path: str) -> dict[str, Any] | None:
+    """The schema a printer column's JSONPath points to (None: no such field)."""
+    node: dict[str, Any] | None = schema
+    steps = re.findall(r"\.(\w+)(\[[^\]]*\])?", json_path)
+    assert "".join(f".{n}{f}" for n, f in steps) == json_path, json_path
+    for name, selector in steps:
+        if node is None:
+            return None
+        node = (node.get("properties") or {}).get(name)
+        if selector and node is not None:
+            assert selector.startswith('[?(@.type=="'), selector  # one condition
+            node = node.get("items")
+    return node
+
+
+@pytest.mark.parametrize("kind", crd.KINDS, ids=lambda k: k.kind)
+def test_printer_columns_summarise_and_point_at_real_fields(kind: crd.Kind) -> None:
+    version = crd.crd(kind)["spec"]["versions"][0]
+    columns = version["additionalPrinterColumns"]
+    summary = [c["name"] for c in columns if not c.get("priority")]
+    assert summary == SUMMARY_COLUMNS[kind.kind]
+    schema = {
+        "properties": {
+            **version["schema"]["openAPIV3Schema"]["properties"],
+            "metadata": {"properties": {"creationTimestamp": {"type": "string"}}},
+        }
+    }
+    for column in columns:
+        field = _schema_at(schema, column["jsonPath"])
+        assert field is not None, f"{kind.kind} column {column['name']}: {column['jsonPath']}"
+        if column["type"] in ("integer", "number"):
+            assert field.get("type") == column["type"], column
 
 
 def test_model_version_spec_is_immutable_by_cel() -> None:

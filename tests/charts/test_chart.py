@@ -20,18 +20,26 @@ KOPF_WEBHOOKS = """
 import json
 from kopf._cogs.structs.references import Resource
 from kopf._core.engines.admission import build_webhooks
+from kopf._core.intents.causes import WebhookType
 from kopf._core.intents.registries import get_default_registry
 import modelreg.controller.handlers
 from modelreg.api import GROUP, VERSION
-print(json.dumps(build_webhooks(
-    get_default_registry()._webhooks.get_all_handlers(),
-    resources=[
-        Resource(GROUP, VERSION, p)
-        for p in ("modelversions", "modeldeployments", "registeredmodels")
-    ],
-    name_suffix="modelreg.dev",
-    client_config={"service": {"name": "x", "namespace": "y", "path": "", "port": 443}},
-)))
+handlers = get_default_registry()._webhooks.get_all_handlers()
+print(json.dumps({
+    kind: build_webhooks(
+        [h for h in handlers if h.reason == reason],
+        resources=[
+            Resource(GROUP, VERSION, p)
+            for p in ("modelversions", "modeldeployments", "registeredmodels")
+        ],
+        name_suffix="modelreg.dev",
+        client_config={"service": {"name": "x", "namespace": "y", "path": "", "port": 443}},
+    )
+    for kind, reason in (
+        ("MutatingWebhookConfiguration", WebhookType.MUTATING),
+        ("ValidatingWebhookConfiguration", WebhookType.VALIDATING),
+    )
+}))
 """
 
 
@@ -133,23 +141,32 @@ def test_webhook_configuration_is_what_kopf_would_generate(helm_bin: str) -> Non
             timeout=60,
         ).stdout
     )
-    (config,) = of_kind(render(helm_bin), "MutatingWebhookConfiguration")
-    assert [w["name"] for w in config["webhooks"]] == [w["name"] for w in expected]
-    for got, want in zip(config["webhooks"], expected, strict=True):
-        for key in ("rules", "sideEffects", "failurePolicy", "matchPolicy"):
-            assert got[key] == want[key], key
-        assert got["clientConfig"]["service"]["path"] == want["clientConfig"]["service"]["path"]
-        assert got["clientConfig"]["service"]["name"] == "r1-modelreg"
-        assert got["clientConfig"]["service"]["port"] == 443
-    (service,) = of_kind(render(helm_bin), "Service")
-    (deployment,) = of_kind(render(helm_bin), "Deployment")
+    objects = render(helm_bin)
+    assert set(expected) == {"MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"}
+    names = set()
+    for kind, hooks in expected.items():
+        assert hooks, f"the operator registers no {kind} webhook"
+        (config,) = of_kind(objects, kind)
+        names.add(config["metadata"]["name"])
+        assert [w["name"] for w in config["webhooks"]] == [w["name"] for w in hooks]
+        for got, want in zip(config["webhooks"], hooks, strict=True):
+            for key in ("rules", "sideEffects", "failurePolicy", "matchPolicy"):
+                assert got[key] == want[key], key
+            service = got["clientConfig"]["service"]
+            assert service["path"] == want["clientConfig"]["service"]["path"]
+            assert service["name"] == "r1-modelreg"
+            assert service["port"] == 443
+    # one name for both: the operator writes its CA into both (bootstrap.inject_ca_bundle)
+    (config_name,) = names
+    (service,) = of_kind(objects, "Service")
+    (deployment,) = of_kind(objects, "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     port = next(p for p in service["spec"]["ports"] if p["port"] == 443)
     assert port["targetPort"] == "webhook"
     webhook_port = next(p for p in container["ports"] if p["name"] == "webhook")
     env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["MODELREG_WEBHOOK_PORT"] == str(webhook_port["containerPort"])
-    assert env["MODELREG_WEBHOOK_CONFIGURATION"] == config["metadata"]["name"]
+    assert env["MODELREG_WEBHOOK_CONFIGURATION"] == config_name
     assert "r1-modelreg.modelreg-system.svc" in env["MODELREG_WEBHOOK_DNS_NAMES"].split(",")
 
 
@@ -168,9 +185,11 @@ def test_namespaced_mode_limits_roles_and_webhook_to_the_watched_namespaces(
         "r1-modelreg-modelreg-system-access-review",
         "r1-modelreg-modelreg-system-webhook",
     ]
-    (config,) = of_kind(objects, "MutatingWebhookConfiguration")
-    selector = config["webhooks"][0]["namespaceSelector"]["matchExpressions"][0]
-    assert selector["values"] == ["team-a", "team-b"]
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (config,) = of_kind(objects, kind)
+        for hook in config["webhooks"]:
+            selector = hook["namespaceSelector"]["matchExpressions"][0]
+            assert selector["values"] == ["team-a", "team-b"], hook["name"]
     (deployment,) = of_kind(objects, "Deployment")
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--namespace=team-a" in args
@@ -193,7 +212,9 @@ def test_rbac_is_least_privilege(helm_bin: str, values: Path) -> None:
                 if "update" in rule["verbs"]:
                     assert role["kind"] == "Role", where
                     assert rule.get("resourceNames"), where
-            if "mutatingwebhookconfigurations" in rule["resources"]:
+            if {"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} & set(
+                rule["resources"]
+            ):
                 assert rule.get("resourceNames"), where
     for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
         assert binding["roleRef"]["name"] not in {"cluster-admin", "admin", "edit"}
@@ -257,10 +278,11 @@ def test_cert_manager_mode_mounts_its_secret_and_asks_for_ca_injection(helm_bin:
     assert "r1-modelreg.modelreg-system.svc" in cert["spec"]["dnsNames"]
     assert cert["spec"]["issuerRef"]["kind"] == "ClusterIssuer"
     assert not of_kind(objects, "Issuer")
-    (config,) = of_kind(objects, "MutatingWebhookConfiguration")
-    assert config["metadata"]["annotations"] == {
-        "cert-manager.io/inject-ca-from": "modelreg-system/r1-modelreg-webhook"
-    }
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (config,) = of_kind(objects, kind)
+        assert config["metadata"]["annotations"] == {
+            "cert-manager.io/inject-ca-from": "modelreg-system/r1-modelreg-webhook"
+        }
     # the chart leaves the Secret to cert-manager, and the operator no webhook RBAC
     assert [s["metadata"]["name"] for s in of_kind(objects, "Secret")] == ["r1-modelreg-record-key"]
     (deployment,) = of_kind(objects, "Deployment")

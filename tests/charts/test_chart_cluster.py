@@ -153,7 +153,10 @@ def released_objects(cluster: Cluster, release: str, namespace: str) -> list[str
     """Every object labelled as part of the release, CRDs aside."""
     selector = f"app.kubernetes.io/instance={release}"
     namespaced = "deployments,services,secrets,serviceaccounts,roles,rolebindings,configmaps"
-    cluster_scoped = "clusterroles,clusterrolebindings,mutatingwebhookconfigurations"
+    cluster_scoped = (
+        "clusterroles,clusterrolebindings,mutatingwebhookconfigurations,"
+        "validatingwebhookconfigurations"
+    )
     out = cluster.kubectl("get", namespaced, "-n", namespace, "-l", selector, "-o", "name").stdout
     out += cluster.kubectl("get", cluster_scoped, "-l", selector, "-o", "name").stdout
     return sorted(out.split())
@@ -219,7 +222,9 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
     installed = False
     with stopped(dev_env, "operator"):
         # the development operator's own webhook configuration would answer too
-        cluster.kubectl("delete", "mutatingwebhookconfiguration", "modelreg.dev")
+        cluster.kubectl(
+            "delete", "mutatingwebhookconfiguration,validatingwebhookconfiguration", "modelreg.dev"
+        )
         adopt_crds(cluster, modelreg_crds, release, ns)
         try:
             notes = helm(
@@ -230,9 +235,11 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
             assert f"rollout status deployment/{release}-modelreg" in notes
             assert "watches all namespaces" in notes
             before = released_objects(cluster, release, ns)
-            assert f"mutatingwebhookconfiguration.admissionregistration.k8s.io/{config_name}" in (
-                before
-            )
+            for kind in ("mutating", "validating"):
+                assert (
+                    f"{kind}webhookconfiguration.admissionregistration.k8s.io/{config_name}"
+                    in before
+                )
 
             with chart_operator(cluster, release, ns, tmp_path) as log:
                 wait_for(
@@ -243,8 +250,12 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
                 # it issued its certificate into the chart's Secret and wrote the CA
                 tls = secret_data(cluster, ns, f"{release}-modelreg-webhook-tls")
                 assert set(tls) == {"ca.crt", "tls.crt", "tls.key"}
-                bundle = admission.read_mutating_webhook_configuration(config_name)
-                assert bundle.webhooks[0].client_config.ca_bundle == tls["ca.crt"]
+                for read in (
+                    admission.read_mutating_webhook_configuration,
+                    admission.read_validating_webhook_configuration,
+                ):
+                    for hook in read(config_name).webhooks:
+                        assert hook.client_config.ca_bundle == tls["ca.crt"], hook.name
                 record_key = secret_data(cluster, ns, f"{release}-modelreg-record-key")
                 assert set(record_key) == {"record-key"}
 
@@ -336,7 +347,11 @@ def test_readme_helm_install_command_is_accepted(
         adopt_crds(cluster, modelreg_crds, None, "modelreg-system")
     manifests = out.split("MANIFEST:", 1)[1].split("NOTES:", 1)[0]
     objects = [o for o in yaml.safe_load_all(manifests) if o]
-    assert {o["kind"] for o in objects} >= {"Deployment", "MutatingWebhookConfiguration"}
+    assert {o["kind"] for o in objects} >= {
+        "Deployment",
+        "MutatingWebhookConfiguration",
+        "ValidatingWebhookConfiguration",
+    }
     ensure_namespaces(cluster, "modelreg-system")
     result = cluster.kubectl(
         "apply", "--server-side", "--dry-run=server", "--force-conflicts",

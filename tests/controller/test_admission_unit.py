@@ -3,14 +3,18 @@ from typing import Any
 
 import pytest
 
+from modelreg import record
 from modelreg.api import annotations as ann
+from modelreg.api.model_version import ApprovalDecision, Decision
 from modelreg.api.registered_model import ApprovalPolicy, Approvers, SecurityPolicy
 from modelreg.approval import Requester
 from modelreg.controller.admission import (
     CREATE_DEPLOYMENTS,
+    MAX_DECISIONS,
     Access,
     Denied,
     admit_delegation,
+    admit_record,
     admit_version,
 )
 
@@ -191,3 +195,108 @@ def test_pull_secrets_and_notification_secrets_are_checked_per_entry():
         admit_delegation("RegisteredModel", model, None, may)
     _, may = granting(Access("get", "secrets", name="hmac"))
     admit_delegation("RegisteredModel", model, None, may)
+
+
+def test_the_257th_decision_is_refused_with_what_to_do():
+    full = [ApprovalDecision(user="alice", decision=Decision.APPROVED, time=NOW)] * MAX_DECISIONS
+    old = mv(**{ann.DECISIONS: ann.encode_decisions(full[:-1])})
+    changes = admit(
+        "UPDATE", mv(**old["metadata"]["annotations"], **{ann.APPROVAL: "Approved"}), old
+    )
+    assert len(ann.decisions({ann.DECISIONS: changes[ann.DECISIONS]})) == MAX_DECISIONS
+    old = mv(**{ann.DECISIONS: ann.encode_decisions(full)})
+    with pytest.raises(Denied, match="register a new version"):
+        admit("UPDATE", mv(**old["metadata"]["annotations"], **{ann.APPROVAL: "Approved"}), old)
+
+
+# --- the validating check of the final object (version-guard) --------------------------------
+
+KEY = b"k" * 32
+
+
+def applied(obj: dict[str, Any], changes: dict[str, str | None]) -> dict[str, Any]:
+    """``obj``, the request's object, as the API server stores it after the mutating
+    webhook's changes."""
+    annotations = {**obj["metadata"]["annotations"], **changes}
+    annotations = {k: v for k, v in annotations.items() if v is not None}
+    if any(k in changes for k in ann.SIGNED):
+        annotations[ann.SIGNATURE] = record.sign(KEY, "ns", "m", annotations)
+    return mv(**annotations)
+
+
+def guard(op, new, old=None, who=ALICE, now=NOW, key=KEY):
+    admit_record(op, new, old, who, now, key, "ns")
+
+
+def test_what_the_mutating_webhook_made_passes_the_guard():
+    dana = Requester("dana")
+    created = applied(mv(), admit("CREATE", mv(), who=dana))
+    guard("CREATE", created, who=dana)
+    approved = applied(
+        created, admit("UPDATE", mv_with(created, ann.APPROVAL, "Approved"), created)
+    )
+    guard("UPDATE", approved, created)
+    asked = mv_with(approved, ann.ARCHIVED, "true")
+    archived = applied(asked, admit("UPDATE", asked, approved))
+    guard("UPDATE", archived, approved)
+    relabelled = mv_with(archived, "team", "x")  # no system annotation touched
+    guard("UPDATE", relabelled, archived, who=Requester("bob"))
+
+
+def mv_with(obj: dict[str, Any], key: str, value: str) -> dict[str, Any]:
+    return mv(**{**obj["metadata"]["annotations"], key: value})
+
+
+def test_the_guard_refuses_a_record_changed_after_the_mutating_webhook():
+    dana = Requester("dana")
+    created = applied(mv(), admit("CREATE", mv(), who=dana))
+    approved = applied(
+        created, admit("UPDATE", mv_with(created, ann.APPROVAL, "Approved"), created)
+    )
+    forged = ann.encode_decisions(
+        [ApprovalDecision(user="bob", decision=Decision.APPROVED, time=NOW)]
+    )
+    cases = [
+        # the request annotation left in place: a decision nobody checked
+        ("CREATE", mv_with(created, ann.APPROVAL, "Approved"), None, dana, "still set"),
+        # another registrant than the requester
+        ("CREATE", created, None, Requester("eve"), "must name the requesting user 'eve'"),
+        ("CREATE", mv_with(created, ann.DECISIONS, forged), None, dana, "at creation"),
+        ("UPDATE", mv_with(approved, ann.REGISTERED_BY, "eve"), approved, ALICE, "never changes"),
+        ("UPDATE", mv_with(approved, ann.NUMBER, "9"), approved, ALICE, "never changes"),
+        # a decision rewritten, one added on someone else's behalf, two at once
+        ("UPDATE", mv_with(approved, ann.DECISIONS, forged), approved, ALICE, "rewritten"),
+        ("UPDATE", mv_with(created, ann.DECISIONS, forged), created, ALICE, "not 'alice'"),
+        ("UPDATE", approved, created, ALICE, None),  # the real one passes
+    ]
+    for op, new, old, who, match in cases:
+        if match is None:
+            guard(op, new, old, who=who)
+            continue
+        with pytest.raises(Denied, match=match):
+            guard(op, new, old, who=who)
+    # stamped far from the webhook's clock: not this request's decision
+    with pytest.raises(Denied, match="not 'alice'"):
+        guard("UPDATE", approved, created, now=NOW + dt.timedelta(hours=1))
+    # two decisions in one request
+    twice = ann.decisions(approved["metadata"]["annotations"]) * 2
+    doubled = mv_with(approved, ann.DECISIONS, ann.encode_decisions(twice))
+    with pytest.raises(Denied, match="one per request"):
+        guard("UPDATE", doubled, created)
+
+
+def test_the_guard_checks_archived_by_and_the_signature():
+    created = applied(mv(), admit("CREATE", mv(), who=Requester("dana")))
+    asked = mv_with(created, ann.ARCHIVED, "true")
+    archived = applied(asked, admit("UPDATE", asked, created))
+    with pytest.raises(Denied, match="must be 'bob'"):
+        guard("UPDATE", archived, created, who=Requester("bob"))
+    unsigned = mv(
+        **{k: v for k, v in archived["metadata"]["annotations"].items() if k != ann.SIGNATURE}
+    )
+    with pytest.raises(Denied, match="signature"):
+        guard("UPDATE", unsigned, created)
+    guard("UPDATE", unsigned, created, key=None)  # no key configured: nothing is signed
+    # an unsigned record from before the key existed may still be relabelled
+    legacy = mv(**{ann.REGISTERED_BY: "dana"})
+    guard("UPDATE", mv_with(legacy, "team", "x"), legacy)

@@ -57,7 +57,11 @@ def test_register_verify_approve(
             lambda: registry.events("fraud-v1") if len(registry.events("fraud-v1")) >= 4 else None,
         )
     ]
-    assert {"VersionRegistered", "VersionVerified"} <= set(reasons)
+    assert {"VersionRegistered", "VersionVerified", "VersionApproved", "VersionReady"} <= set(
+        reasons
+    ), reasons
+    approved = [m for r, m in registry.events("fraud-v1") if r == "VersionApproved"]
+    assert approved == ["approved by alice"], approved
     rm = wait_for(
         "model summary",
         lambda: (
@@ -220,6 +224,11 @@ def test_two_approvers_rejection_and_reopening(
     c = registry.wait_condition(MV, "v", "Approved", "False", "Rejected")
     assert registry.get(MV, "v")["status"]["approval"]["state"] == "Rejected"
     registry.wait_condition(MV, "v", "Ready", "False", "Rejected")
+    rejected = wait_for(
+        "a VersionRejected event",
+        lambda: [m for r, m in registry.events("v") if r == "VersionRejected"],
+    )
+    assert rejected == ["rejected by bob"], rejected
     registry.approve("v", "alice")
     registry.wait_condition(MV, "v", "Approved", "False", "PendingManualApproval")
     decisions = registry.get(MV, "v")["status"]["approval"]["decisions"]
@@ -291,9 +300,10 @@ def test_fifty_concurrent_creates_get_distinct_numbers_in_creation_order(
         for i in by_stamp
     ]
 
-    # deleted numbers are never reused
+    # deleted numbers are never reused, not even the highest one
+    (highest,) = [i["metadata"]["name"] for i in items if i["status"]["number"] == 50]
     registry.api().delete_namespaced_custom_object(
-        "modelreg.dev", "v1alpha1", registry.namespace, MV, "many-49"
+        "modelreg.dev", "v1alpha1", registry.namespace, MV, highest
     )
     create(99)
     wait_for("number 51", lambda: registry.number("many-99") == 51)
@@ -332,13 +342,16 @@ def test_s3_down_is_unknown_and_recovers(
 def test_record_written_without_the_webhook_does_not_count(
     registry: Registry, artifacts: Artifacts, registries: Registries, dev_env: Any
 ) -> None:
-    """If the webhook configuration is removed, a forged record is detected and ignored."""
+    """If both webhook configurations are removed, a forged record is detected and
+    ignored."""
     registry.model("forge", approvalPolicy=APPROVERS)
     art, _ = artifacts.upload("forge/1")
     registry.version("v", "forge", art, image(registries).reference, user="dana")
     registry.wait_condition(MV, "v", "Ready", "False", "NotApproved")
-    with stopped(dev_env, "operator"):  # restarting it re-registers the webhook
-        registry.cluster.kubectl("delete", "mutatingwebhookconfiguration", "modelreg.dev")
+    with stopped(dev_env, "operator"):  # restarting it re-registers the webhooks
+        registry.cluster.kubectl(
+            "delete", "mutatingwebhookconfiguration,validatingwebhookconfiguration", "modelreg.dev"
+        )
         forged = json.dumps(
             [{"user": "alice", "decision": "Approved", "time": "2026-11-22T10:00:00Z"}]
         )
@@ -347,3 +360,33 @@ def test_record_written_without_the_webhook_does_not_count(
     assert "was not written by modelreg's admission webhook" in c["message"]
     registry.wait_condition(MV, "v", "Ready", "False", "RecordTampered")
     assert registry.get(MV, "v")["status"]["approval"]["decisions"] == []
+
+
+def test_without_the_mutating_webhook_the_validating_one_refuses_a_forged_record(
+    registry: Registry, artifacts: Artifacts, registries: Registries, dev_env: Any
+) -> None:
+    """The validating webhook checks the final object: with the mutating webhook gone (or
+    undone by another one after it), a hand-written record or an unrecorded approval
+    request is refused, and nothing is written."""
+    registry.model("guarded", approvalPolicy=APPROVERS)
+    art, _ = artifacts.upload("guarded/1")
+    registry.version("v", "guarded", art, image(registries).reference, user="dana")
+    registry.wait_condition(MV, "v", "Ready", "False", "NotApproved")
+    before = registry.get(MV, "v")["metadata"]["annotations"]
+    forged = json.dumps([{"user": "alice", "decision": "Approved", "time": "2026-11-22T10:00:00Z"}])
+    try:
+        # the operator runs and answers the validating webhook; the mutating one is gone
+        registry.cluster.kubectl("delete", "mutatingwebhookconfiguration", "modelreg.dev")
+        message = denied(lambda: registry.annotate("v", "dana", decisions=forged))
+        assert 'admission webhook "version-guard.modelreg.dev" denied' in message
+        assert "modelreg.dev/decisions was rewritten" in message
+        # alice is an approver, but with nothing to record it her request would stay on
+        # the object as a decision nobody checked
+        message = denied(lambda: registry.approve("v", "alice"))
+        assert "modelreg.dev/approval is still set" in message
+    finally:
+        with stopped(dev_env, "operator"):  # starting again re-registers the webhook
+            pass
+    assert registry.get(MV, "v")["metadata"]["annotations"] == before
+    registry.approve("v", "alice")
+    registry.wait_condition(MV, "v", "Approved", "True", "Approved")

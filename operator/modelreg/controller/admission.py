@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from modelreg import policy
+from modelreg import policy, record
 from modelreg.api import annotations as ann
 from modelreg.api.model_version import ApprovalDecision, Decision
 from modelreg.api.registered_model import ApprovalPolicy, SecurityPolicy
@@ -27,6 +27,13 @@ PolicyLookup = Callable[[str], ApprovalPolicy | None]
 ServingLookup = Callable[[str], list[str]]
 #: the security policy of a model (None: the model does not exist)
 SecurityLookup = Callable[[str], SecurityPolicy | None]
+
+
+#: the most decisions one version can hold (``status.approval.decisions`` is bounded too)
+MAX_DECISIONS = 256
+
+#: how far a new decision's recorded time may be from the validating webhook's clock
+DECISION_CLOCK_SKEW = dt.timedelta(minutes=5)
 
 
 class Denied(Exception):
@@ -116,8 +123,13 @@ def admit_version(
     why = denial(approval_policy, requester, old_ann.get(ann.REGISTERED_BY))
     if why:
         raise Denied(why)
-    record = ann.decisions(old_ann)
-    record.append(
+    recorded = ann.decisions(old_ann)
+    if len(recorded) >= MAX_DECISIONS:
+        raise Denied(
+            f"ModelVersion {name} already holds {MAX_DECISIONS} decisions, the most one "
+            "version can record: register a new version to decide again"
+        )
+    recorded.append(
         ApprovalDecision(
             user=requester.user,
             decision=Decision(value),
@@ -125,11 +137,93 @@ def admit_version(
             time=now,
         )
     )
-    changes[ann.DECISIONS] = ann.encode_decisions(record)
+    changes[ann.DECISIONS] = ann.encode_decisions(recorded)
     changes[ann.APPROVAL] = None
     if ann.APPROVAL_COMMENT in new_ann:
         changes[ann.APPROVAL_COMMENT] = None
     return changes
+
+
+def admit_record(
+    operation: str,
+    new: Obj,
+    old: Obj | None,
+    requester: Requester,
+    now: dt.datetime,
+    key: bytes | None,
+    namespace: str,
+) -> None:
+    """Check the final object of a ModelVersion request (validating admission, after every
+    mutating webhook has run): its system-managed record must be exactly what the
+    ``approval-record`` webhook may have made of this request. Raises :class:`Denied`.
+
+    The mutating webhook writes the record; this check catches anything that changed it
+    afterwards: another mutating webhook, a reinvocation, or a request that reached the
+    API server while the mutating webhook was not registered.
+    """
+    new_ann, old_ann = _annotations(new), _annotations(old)
+    after = "after modelreg recorded this request (another mutating admission webhook?)"
+    if ann.APPROVAL in new_ann:
+        raise Denied(
+            f"annotation {ann.APPROVAL} is still set {after}: it must be removed when the "
+            "decision is recorded; make sure modelreg's mutating webhook approval-record "
+            "is registered"
+        )
+    if operation == "CREATE":
+        if new_ann.get(ann.REGISTERED_BY) != requester.user:
+            raise Denied(
+                f"annotation {ann.REGISTERED_BY} must name the requesting user "
+                f"{requester.user!r}, and it names {new_ann.get(ann.REGISTERED_BY)!r} {after}"
+            )
+        for key_ in (ann.DECISIONS, ann.ARCHIVED_BY):
+            if key_ in new_ann:
+                raise Denied(f"annotation {key_} must not be set at creation; it was {after}")
+    else:
+        for key_ in (ann.REGISTERED_BY, ann.CREATED_AT, ann.NUMBER):
+            if new_ann.get(key_) != old_ann.get(key_):
+                raise Denied(f"annotation {key_} was changed {after}: it never changes")
+        _check_decisions(ann.decisions(old_ann), ann.decisions(new_ann), requester, now, after)
+        _check_archived_by(old_ann, new_ann, requester, after)
+    signed_changed = any(new_ann.get(k) != old_ann.get(k) for k in ann.SIGNED)
+    if signed_changed:
+        model = ((new.get("spec") or {}).get("modelRef") or {}).get("name", "")
+        if not record.verify(key, namespace, model, new_ann):
+            raise Denied(f"the signature of the approval record does not match it {after}")
+
+
+def _check_decisions(
+    before: list[ApprovalDecision],
+    after_: list[ApprovalDecision],
+    requester: Requester,
+    now: dt.datetime,
+    after: str,
+) -> None:
+    added = len(after_) - len(before)
+    if after_[: len(before)] != before or added not in (0, 1):
+        raise Denied(
+            f"annotation {ann.DECISIONS} was rewritten {after}: decisions are only ever "
+            "appended, one per request"
+        )
+    if added:
+        decision = after_[-1]
+        if decision.user != requester.user or abs(decision.time - now) > DECISION_CLOCK_SKEW:
+            raise Denied(
+                f"the decision added to {ann.DECISIONS} is not {requester.user!r}'s own "
+                f"decision of this request {after}"
+            )
+
+
+def _check_archived_by(
+    old_ann: Mapping[str, str], new_ann: Mapping[str, str], requester: Requester, after: str
+) -> None:
+    archived_now, archived_before = ann.is_archived(new_ann), ann.is_archived(old_ann)
+    expected = old_ann.get(ann.ARCHIVED_BY)
+    if archived_now and not archived_before:
+        expected = requester.user
+    elif archived_before and not archived_now:
+        expected = None
+    if new_ann.get(ann.ARCHIVED_BY) != expected:
+        raise Denied(f"annotation {ann.ARCHIVED_BY} must be {expected!r}, and it was set {after}")
 
 
 # --- no power beyond the requester's own (confused deputy) -----------------------------------

@@ -9,7 +9,7 @@ The approval-record key: 32 random bytes, generated when the Secret is empty.
 The admission webhook's own TLS certificate, when no cert-manager provides one: the
 operator keeps a CA and a serving certificate in a Secret, issues new ones when they are
 missing, do not cover the service's names or expire within a year, and writes the CA into
-the ``caBundle`` of the chart's MutatingWebhookConfiguration so the API server trusts it.
+the ``caBundle`` of the chart's webhook configurations so the API server trusts it.
 Kept in a Secret, the certificate stays the same across restarts, so a restart never
 leaves the API server trusting a CA the serving operator no longer uses.
 """
@@ -133,15 +133,29 @@ def write_files(ca_pem: bytes, pair: pki.KeyPair, directory: Path | None = None)
 def inject_ca_bundle(
     admission: kubernetes.client.AdmissionregistrationV1Api, configuration: str, ca_pem: bytes
 ) -> list[str]:
-    """Set ``caBundle`` on every webhook of the MutatingWebhookConfiguration
-    ``configuration`` (the Helm chart's); returns the webhooks patched."""
-    config = admission.read_mutating_webhook_configuration(configuration)
+    """Set ``caBundle`` on every webhook of the Mutating- and ValidatingWebhookConfiguration
+    named ``configuration`` (the Helm chart's); returns the webhooks patched."""
     bundle = base64.b64encode(ca_pem).decode("ascii")
-    names = [w.name for w in config.webhooks or []]
-    stale = [w.name for w in config.webhooks or [] if w.client_config.ca_bundle != bundle]
-    if stale:
-        # webhooks merge by name in a strategic merge patch: only caBundle changes
-        patch = {"webhooks": [{"name": n, "clientConfig": {"caBundle": bundle}} for n in names]}
-        admission.patch_mutating_webhook_configuration(configuration, patch)
-        log.info(f"wrote the webhook CA into {configuration} ({', '.join(stale)})")
+    stale: list[str] = []
+    for kind, read, patch_with in (
+        (
+            "MutatingWebhookConfiguration",
+            admission.read_mutating_webhook_configuration,
+            admission.patch_mutating_webhook_configuration,
+        ),
+        (
+            "ValidatingWebhookConfiguration",
+            admission.read_validating_webhook_configuration,
+            admission.patch_validating_webhook_configuration,
+        ),
+    ):
+        config = read(configuration)
+        names = [w.name for w in config.webhooks or []]
+        outdated = [w.name for w in config.webhooks or [] if w.client_config.ca_bundle != bundle]
+        if outdated:
+            # webhooks merge by name in a strategic merge patch: only caBundle changes
+            patch = {"webhooks": [{"name": n, "clientConfig": {"caBundle": bundle}} for n in names]}
+            patch_with(configuration, patch)
+            log.info(f"wrote the webhook CA into {kind} {configuration} ({', '.join(outdated)})")
+            stale += outdated
     return stale

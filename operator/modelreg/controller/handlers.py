@@ -265,9 +265,6 @@ def _record_decisions(
     requester = Requester(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
     models = _Models(namespace or "")
     try:
-        admission.admit_delegation(
-            "ModelVersion", body, kwargs.get("old"), _access_check(userinfo, namespace or "")
-        )
         changes = admission.admit_version(
             kwargs["operation"],
             body,
@@ -355,9 +352,49 @@ def _check_delegation(
     ADMISSION_REVIEWS.labels(webhook, kwargs["operation"], "allowed").inc()
 
 
-# kept when the operator stops (persistent): without them, anyone could name any
-# ServiceAccount or Secret
-@kopf.on.mutate(
+def _guard_version(
+    body: kopf.Body, userinfo: kopf.UserInfo, namespace: str | None, **kwargs: Any
+) -> None:
+    """The final ModelVersion, after every mutating webhook: its pull Secrets are the
+    author's to use, and its approval record is what approval-record made of it."""
+    requester = Requester(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
+    try:
+        admission.admit_delegation(
+            "ModelVersion", body, kwargs.get("old"), _access_check(userinfo, namespace or "")
+        )
+        admission.admit_record(
+            kwargs["operation"],
+            body,
+            kwargs.get("old"),
+            requester,
+            dt.datetime.now(dt.UTC),
+            _record_key,
+            namespace or "",
+        )
+    except admission.Denied as e:
+        ADMISSION_REVIEWS.labels("version-guard", kwargs["operation"], "denied").inc()
+        raise kopf.AdmissionError(str(e), code=403) from e
+    ADMISSION_REVIEWS.labels("version-guard", kwargs["operation"], "allowed").inc()
+
+
+# Refusals that change nothing are validating webhooks: they see the final object, after
+# every mutating webhook (modelreg's own and any other) has run. Kept when the operator
+# stops (persistent): without them, anyone could name any ServiceAccount or Secret.
+@kopf.on.validate(
+    GROUP,
+    VERSION,
+    "modelversions",
+    operations=["CREATE", "UPDATE"],
+    id="version-guard",
+    side_effects=False,
+    ignore_failures=False,
+    persistent=True,
+)
+async def guard_version(**kwargs: Any) -> None:
+    await _admit(_guard_version, kwargs)
+
+
+@kopf.on.validate(
     GROUP,
     VERSION,
     "modeldeployments",
@@ -371,7 +408,7 @@ async def check_deployment_authority(**kwargs: Any) -> None:
     await _admit(functools.partial(_check_delegation, "deployment-authority"), kwargs)
 
 
-@kopf.on.mutate(
+@kopf.on.validate(
     GROUP,
     VERSION,
     "registeredmodels",
