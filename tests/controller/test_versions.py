@@ -377,13 +377,15 @@ def test_without_the_mutating_webhook_the_validating_one_refuses_a_forged_record
     try:
         # the operator runs and answers the validating webhook; the mutating one is gone
         registry.cluster.kubectl("delete", "mutatingwebhookconfiguration", "modelreg.dev")
-        message = denied(lambda: registry.annotate("v", "dana", decisions=forged))
-        assert 'admission webhook "version-guard.modelreg.dev" denied' in message
-        assert "modelreg.dev/decisions was rewritten" in message
+        message = json.loads(denied(lambda: registry.annotate("v", "dana", decisions=forged)))
+        assert message["message"].startswith(
+            'admission webhook "version-guard.modelreg.dev" denied the request: the decision '
+            "added to modelreg.dev/decisions is not 'dana''s own decision"
+        ), message
         # alice is an approver, but with nothing to record it her request would stay on
         # the object as a decision nobody checked
-        message = denied(lambda: registry.approve("v", "alice"))
-        assert "modelreg.dev/approval is still set" in message
+        message = json.loads(denied(lambda: registry.approve("v", "alice")))
+        assert "annotation modelreg.dev/approval is still set" in message["message"], message
     finally:
         with stopped(dev_env, "operator"):  # starting again re-registers the webhook
             pass
