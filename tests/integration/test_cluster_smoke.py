@@ -72,6 +72,35 @@ def test_deployment_becomes_available(cluster: Cluster, namespace: str) -> None:
 
 
 @pytest.mark.kwok
+def test_garbage_collector_deletes_replicasets_and_pods_of_a_deleted_deployment(
+    cluster: Cluster, namespace: str
+) -> None:
+    apps = kubernetes.client.AppsV1Api(cluster.api())
+    core = kubernetes.client.CoreV1Api(cluster.api())
+    apps.create_namespaced_deployment(namespace, deployment("gc", "127.0.0.1:1/serving/model:1"))
+    selector = "app=gc"
+    wait_for(
+        "2 pods of the Deployment",
+        lambda: len(core.list_namespaced_pod(namespace, label_selector=selector).items) == 2,
+        60,
+    )
+    replica_sets = apps.list_namespaced_replica_set(namespace, label_selector=selector).items
+    assert [rs.metadata.owner_references[0].name for rs in replica_sets] == ["gc"]
+
+    # the API server only marks dependents orphaned-or-not; the controller-manager's
+    # garbage collector deletes them (background propagation, the default for kubectl)
+    apps.delete_namespaced_deployment("gc", namespace, propagation_policy="Background")
+    wait_for(
+        "the garbage collector to delete the ReplicaSet and its pods",
+        lambda: (
+            not apps.list_namespaced_replica_set(namespace, label_selector=selector).items
+            and not core.list_namespaced_pod(namespace, label_selector=selector).items
+        ),
+        60,
+    )
+
+
+@pytest.mark.kwok
 @pytest.mark.parametrize("repository", ["model-unready", "model-crashloop"])
 def test_failure_image_drives_rollout_to_progress_deadline_exceeded(
     cluster: Cluster, namespace: str, repository: str
