@@ -59,7 +59,7 @@ def dev_env(request: pytest.FixtureRequest) -> Iterator[devenv.Environment]:
     """
     root = Path(os.environ.get("MODELREG_TEST_DEV_DIR", REPO / ".dev-test"))
     kind = request.config.getoption("--cluster") == "kind"
-    was_running = root.exists() and all(s.healthy for s in devenv.status(root))
+    was_running = root.exists() and all(s.ok for s in devenv.status(root))
     if not was_running:
         devenv.down(root, log=lambda _: None)
         shutil.rmtree(root, ignore_errors=True)

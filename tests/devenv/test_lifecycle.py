@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -114,3 +115,37 @@ def test_up_twice_crash_recovery_and_clean_down(tmp_path: Path) -> None:
     assert not any(process.read_pidfile(p) for p in (root / "run").glob("*.pid"))
     assert modelreg("dev", "status", "--dir", str(root)).returncode == 1
 
+
+def test_up_without_operator_reports_it_disabled(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    try:
+        first = modelreg("dev", "up", "--dir", str(root), "--no-operator")
+        assert first.returncode == 0, first.stderr
+        assert process.read_pidfile(root / "run" / "operator.pid") is None
+        table = modelreg("dev", "status", "--dir", str(root))
+        assert table.returncode == 0, table.stdout
+        assert re.search(r"^operator\s+-\s+disabled$", table.stdout, re.M), table.stdout
+        s = status(root)
+        assert s["operator"]["disabled"] is True
+        assert s["operator"]["pid"] is None
+        assert all(v["healthy"] for n, v in s.items() if n != "operator"), s
+
+        # `up` with the operator: it runs and is no longer disabled
+        with_operator = modelreg("dev", "up", "--dir", str(root))
+        assert with_operator.returncode == 0, with_operator.stderr
+        s = status(root)
+        assert s["operator"]["healthy"] is True
+        assert s["operator"]["disabled"] is False
+        assert int(s["operator"]["pid"]) in processes_using(root)  # type: ignore[call-overload]
+
+        # and left out again: stopped, disabled, still exit 0
+        again = modelreg("dev", "up", "--dir", str(root), "--no-operator")
+        assert again.returncode == 0, again.stderr
+        assert modelreg("dev", "status", "--dir", str(root)).returncode == 0
+        assert status(root)["operator"]["pid"] is None
+    finally:
+        down = modelreg("dev", "down", "--dir", str(root))
+    assert down.returncode == 0, down.stderr
+    assert processes_using(root) == {}
+    # a disabled operator does not make a stopped environment look healthy
+    assert modelreg("dev", "status", "--dir", str(root)).returncode == 1
