@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -12,6 +13,8 @@ import kubernetes
 import pytest
 import yaml
 
+from modelreg import devenv
+from modelreg.devenv import cluster as cluster_module
 from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -314,3 +317,14 @@ def test_fake_nodes_renew_their_leases(cluster: Cluster) -> None:
     first = wait_for("node leases", lambda: r if len(r := renewals()) >= 2 else None, 30)
     assert {"kwok-node-0", "kwok-node-1"} <= set(first)
     wait_for("a lease renewal", lambda: renewals()["kwok-node-0"] != first["kwok-node-0"], 60)
+
+
+@pytest.mark.kwok  # the local environment's operator registers it
+def test_webhook_wait_needs_this_runs_webhook_port(dev_env: devenv.Environment) -> None:
+    """`dev up` waits for the operator's webhook configuration with its current port: one
+    left in etcd by an earlier run (another port) does not count."""
+    assert cluster_module.webhooks_registered(dev_env)
+    stale = dataclasses.replace(
+        dev_env, ports=dataclasses.replace(dev_env.ports, webhook=dev_env.ports.webhook + 1)
+    )
+    assert not cluster_module.webhooks_registered(stale)

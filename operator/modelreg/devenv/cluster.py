@@ -419,12 +419,7 @@ def up(
             _ensure_started(env, "operator", log)
             _wait(
                 "the operator's admission webhooks to be registered",
-                lambda: (
-                    "modelreg.dev"
-                    in env.kubectl(
-                        "get", "mutatingwebhookconfigurations", "-o", "name", check=False
-                    )
-                ),
+                lambda: webhooks_registered(env),
                 60,
                 env.layout.log("operator"),
             )
@@ -433,6 +428,28 @@ def up(
     people = ", ".join(p.name for p in identities.PEOPLE)
     log(f"ready: . {env.layout.env_sh}  (kubectl contexts: {people})")
     return env
+
+
+#: The admission webhook configuration the operator (kopf) manages.
+WEBHOOK_CONFIGURATION = "modelreg.dev"
+
+
+def webhooks_registered(env: Environment) -> bool:
+    """Whether the operator's webhook configuration calls this environment's webhook port.
+
+    The configuration outlives the operator in etcd: one from an earlier run, with
+    another port, must not count as registered.
+    """
+    out = env.kubectl(
+        "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json", check=False
+    )
+    try:
+        webhooks = json.loads(out).get("webhooks") or []
+        urls = [w["clientConfig"]["url"] for w in webhooks]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    prefix = f"https://127.0.0.1:{env.ports.webhook}/"
+    return bool(urls) and all(u.startswith(prefix) for u in urls)
 
 
 def _start_control_plane(env: Environment, log: Log) -> None:
