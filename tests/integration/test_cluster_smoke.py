@@ -319,7 +319,7 @@ def test_fake_nodes_renew_their_leases(cluster: Cluster) -> None:
     wait_for("a lease renewal", lambda: renewals()["kwok-node-0"] != first["kwok-node-0"], 60)
 
 
-@pytest.mark.kwok  # the local environment's operator registers it
+@pytest.mark.local_env  # the local environment's operator registers it
 def test_webhook_wait_needs_this_runs_webhook_port(dev_env: devenv.Environment) -> None:
     """`dev up` waits for the operator's webhook configuration with its current port: one
     left in etcd by an earlier run (another port) does not count."""
