@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = dataclasses.replace(cfg, mlflow=False)
 
     root: Path = args.dir.resolve()
-    was_running = root.exists() and all(s.healthy for s in devenv.status(root))
+    was_running = root.exists() and all(s.ok for s in devenv.status(root))
     env = devenv.up(root, log=print)
     try:
         results = harness.run(env, cfg, log=lambda s: print(s, flush=True))

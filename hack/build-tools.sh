@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build, from the Go module proxy, every binary modelreg's local environment runs:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm,
-# crane, minio and the distribution registry. No Docker, no prebuilt downloads.
+# crane, minio and the distribution registry. No Docker, no prebuilt downloads. Without a
+# Go >= GO_MIN_VERSION on PATH, the official toolchain comes from the Go module proxy too
+# (ensure_go in lib.sh; into $MODELREG_CACHE_DIR/go-toolchain/).
 #
 # Binaries go to $MODELREG_CACHE_DIR/bin/<tool>-<version>/ (default ~/.cache/modelreg),
 # outside the clone, and are built only when missing: a warm machine builds nothing.
@@ -26,6 +28,7 @@ setup_go_env
 
 path_fragment=""
 failed=0
+go_ready=0
 
 # build <name> <version> <binary...> -- <command...>: run command with $OUT set, once.
 build() {
@@ -39,6 +42,10 @@ build() {
   if [ "$mode" = "--force" ]; then missing=1; fi
   if [ $missing = 0 ]; then return 0; fi
   if [ "$mode" = "--print" ]; then echo "missing: $out (run hack/build-tools.sh)" >&2; failed=1; return 0; fi
+  # Go is needed only to build: a warm cache runs without it. Fetched once if missing or old.
+  if [ $go_ready = 0 ]; then
+    ensure_go "$GO_MIN_VERSION" "$GO_TOOLCHAIN_VERSION" "$GO_TOOLCHAIN_SUMS"; go_ready=1
+  fi
   echo ">>> building $name $version" >&2
   rm -rf "$out.tmp"; mkdir -p "$out.tmp"
   # /usr/bin/time reports peak RSS of the go command and its children (compile, link).

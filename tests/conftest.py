@@ -41,13 +41,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Fixtures that need the local environment's operator (started by `modelreg dev up`
+#: against its own API server): a test using one is marked ``local_env``.
+OPERATOR_FIXTURES = frozenset({"registry"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Tests that need KWOK's fake kubelet cannot run on kind, whose kubelets are real.
-    if config.getoption("--cluster") == "kind":
-        skip = pytest.mark.skip(reason="needs KWOK's fake kubelet (local cluster only)")
-        for item in items:
-            if "kwok" in item.keywords:
-                item.add_marker(skip)
+    for item in items:
+        if OPERATOR_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.local_env)
+    if config.getoption("--cluster") != "kind":
+        return
+    # Under kind the session starts no operator (no control plane of its own), and kind's
+    # API server, in a container, cannot call a webhook or pull from a registry on the
+    # host's 127.0.0.1; KWOK's fake kubelet and the static-token users do not exist there.
+    operator = pytest.mark.skip(
+        reason="needs the local environment's operator, webhooks or 127.0.0.1 servers as "
+        "the cluster sees them (not started under --cluster=kind)"
+    )
+    kwok = pytest.mark.skip(reason="needs KWOK's fake kubelet or static users (local cluster only)")
+    for item in items:
+        if "local_env" in item.keywords:
+            item.add_marker(operator)
+        elif "kwok" in item.keywords:
+            item.add_marker(kwok)
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +76,7 @@ def dev_env(request: pytest.FixtureRequest) -> Iterator[devenv.Environment]:
     """
     root = Path(os.environ.get("MODELREG_TEST_DEV_DIR", REPO / ".dev-test"))
     kind = request.config.getoption("--cluster") == "kind"
-    was_running = root.exists() and all(s.healthy for s in devenv.status(root))
+    was_running = root.exists() and all(s.ok for s in devenv.status(root))
     if not was_running:
         devenv.down(root, log=lambda _: None)
         shutil.rmtree(root, ignore_errors=True)

@@ -12,6 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/../versions.env"
 source "$here/../lib.sh"
 setup_go_env
+ensure_go "$GO_MIN_VERSION" "$GO_TOOLCHAIN_VERSION" "$GO_TOOLCHAIN_SUMS"
 
 gomod_of() { go mod download -json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["GoMod"])'; }
 

@@ -14,7 +14,7 @@ from kubernetes.client.exceptions import ApiException
 from tests.support.cluster import Registries
 from tests.support.modelreg import Artifacts, Registry, denied, image, stopped, wait_for
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.local_env]
 MV = "modelversions"
 APPROVERS = {"approvers": {"groups": ["ml-approvers"]}}
 

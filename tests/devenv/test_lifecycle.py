@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,19 +20,29 @@ from modelreg.devenv import process
 pytestmark = pytest.mark.cluster
 
 
-def processes_using(root: Path) -> list[str]:
-    """Command lines of live processes that mention ``root`` (the env's files)."""
-    found = []
+def processes_using(root: Path) -> dict[int, str]:
+    """Live processes of the environment in ``root``: pid -> command line.
+
+    A process belongs to it if its command line mentions ``root`` (the servers' files),
+    its environment carries ``MODELREG_DEV_DIR=root`` (the operator, whose command line
+    names no file of the environment) or it runs in ``root``.
+    """
+    marker = f"MODELREG_DEV_DIR={root.resolve()}".encode()
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
             state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            environ = (entry / "environ").read_bytes().split(b"\0")
+            cwd = Path(os.readlink(entry / "cwd"))
         except (FileNotFoundError, ProcessLookupError, PermissionError):
             continue
-        if str(root) in cmdline and state != "Z":
-            found.append(cmdline)
+        if state == "Z":
+            continue
+        if str(root) in cmdline or marker in environ or cwd.is_relative_to(root.resolve()):
+            found[int(entry.name)] = cmdline
     return found
 
 
@@ -95,9 +106,46 @@ def test_up_twice_crash_recovery_and_clean_down(tmp_path: Path) -> None:
         assert all(s["healthy"] for s in after.values()), after
         assert after["kube-apiserver"]["pid"] != before["kube-apiserver"]["pid"]
         assert after["etcd"]["pid"] == before["etcd"]["pid"]
+        # the stray-process check below sees every component, the operator included
+        assert {int(s["pid"]) for s in after.values()} <= set(processes_using(root))  # type: ignore[call-overload]
     finally:
         down = modelreg("dev", "down", "--dir", str(root))
     assert down.returncode == 0, down.stderr
-    assert processes_using(root) == []
+    assert processes_using(root) == {}
     assert not any(process.read_pidfile(p) for p in (root / "run").glob("*.pid"))
+    assert modelreg("dev", "status", "--dir", str(root)).returncode == 1
+
+
+def test_up_without_operator_reports_it_disabled(tmp_path: Path) -> None:
+    root = tmp_path / "env"
+    try:
+        first = modelreg("dev", "up", "--dir", str(root), "--no-operator")
+        assert first.returncode == 0, first.stderr
+        assert process.read_pidfile(root / "run" / "operator.pid") is None
+        table = modelreg("dev", "status", "--dir", str(root))
+        assert table.returncode == 0, table.stdout
+        assert re.search(r"^operator\s+-\s+disabled$", table.stdout, re.M), table.stdout
+        s = status(root)
+        assert s["operator"]["disabled"] is True
+        assert s["operator"]["pid"] is None
+        assert all(v["healthy"] for n, v in s.items() if n != "operator"), s
+
+        # `up` with the operator: it runs and is no longer disabled
+        with_operator = modelreg("dev", "up", "--dir", str(root))
+        assert with_operator.returncode == 0, with_operator.stderr
+        s = status(root)
+        assert s["operator"]["healthy"] is True
+        assert s["operator"]["disabled"] is False
+        assert int(s["operator"]["pid"]) in processes_using(root)  # type: ignore[call-overload]
+
+        # and left out again: stopped, disabled, still exit 0
+        again = modelreg("dev", "up", "--dir", str(root), "--no-operator")
+        assert again.returncode == 0, again.stderr
+        assert modelreg("dev", "status", "--dir", str(root)).returncode == 0
+        assert status(root)["operator"]["pid"] is None
+    finally:
+        down = modelreg("dev", "down", "--dir", str(root))
+    assert down.returncode == 0, down.stderr
+    assert processes_using(root) == {}
+    # a disabled operator does not make a stopped environment look healthy
     assert modelreg("dev", "status", "--dir", str(root)).returncode == 1

@@ -72,6 +72,7 @@ def webhook_server(tmp_path: Path) -> Iterator[tuple[str, bytes, list[dict[str, 
     server.server_close()
 
 
+@pytest.mark.local_env  # the API server calls a webhook on 127.0.0.1: not kind's
 def test_validating_webhook_on_loopback_denies_with_its_message(
     cluster: Cluster, namespace: str, webhook_server: tuple[str, bytes, list[dict[str, Any]]]
 ) -> None:

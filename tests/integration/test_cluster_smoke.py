@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
@@ -12,6 +13,8 @@ import kubernetes
 import pytest
 import yaml
 
+from modelreg import devenv
+from modelreg.devenv import cluster as cluster_module
 from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
@@ -69,6 +72,35 @@ def test_deployment_becomes_available(cluster: Cluster, namespace: str) -> None:
     )
     init = pods[0].status.init_container_statuses[0]
     assert init.state.terminated.reason == "Completed"
+
+
+@pytest.mark.kwok
+def test_garbage_collector_deletes_replicasets_and_pods_of_a_deleted_deployment(
+    cluster: Cluster, namespace: str
+) -> None:
+    apps = kubernetes.client.AppsV1Api(cluster.api())
+    core = kubernetes.client.CoreV1Api(cluster.api())
+    apps.create_namespaced_deployment(namespace, deployment("gc", "127.0.0.1:1/serving/model:1"))
+    selector = "app=gc"
+    wait_for(
+        "2 pods of the Deployment",
+        lambda: len(core.list_namespaced_pod(namespace, label_selector=selector).items) == 2,
+        60,
+    )
+    replica_sets = apps.list_namespaced_replica_set(namespace, label_selector=selector).items
+    assert [rs.metadata.owner_references[0].name for rs in replica_sets] == ["gc"]
+
+    # the API server only marks dependents orphaned-or-not; the controller-manager's
+    # garbage collector deletes them (background propagation, the default for kubectl)
+    apps.delete_namespaced_deployment("gc", namespace, propagation_policy="Background")
+    wait_for(
+        "the garbage collector to delete the ReplicaSet and its pods",
+        lambda: (
+            not apps.list_namespaced_replica_set(namespace, label_selector=selector).items
+            and not core.list_namespaced_pod(namespace, label_selector=selector).items
+        ),
+        60,
+    )
 
 
 @pytest.mark.kwok
@@ -285,3 +317,14 @@ def test_fake_nodes_renew_their_leases(cluster: Cluster) -> None:
     first = wait_for("node leases", lambda: r if len(r := renewals()) >= 2 else None, 30)
     assert {"kwok-node-0", "kwok-node-1"} <= set(first)
     wait_for("a lease renewal", lambda: renewals()["kwok-node-0"] != first["kwok-node-0"], 60)
+
+
+@pytest.mark.local_env  # the local environment's operator registers it
+def test_webhook_wait_needs_this_runs_webhook_port(dev_env: devenv.Environment) -> None:
+    """`dev up` waits for the operator's webhook configuration with its current port: one
+    left in etcd by an earlier run (another port) does not count."""
+    assert cluster_module.webhooks_registered(dev_env)
+    stale = dataclasses.replace(
+        dev_env, ports=dataclasses.replace(dev_env.ports, webhook=dev_env.ports.webhook + 1)
+    )
+    assert not cluster_module.webhooks_registered(stale)

@@ -14,7 +14,7 @@ import yaml
 from tests.support.cluster import Cluster, Registries
 from tests.support.modelreg import Artifacts, Registry, denied, image
 
-pytestmark = [pytest.mark.cluster]
+pytestmark = [pytest.mark.cluster, pytest.mark.local_env]
 MD = "modeldeployments"
 HOOK = {
     "url": "https://example.org/h",

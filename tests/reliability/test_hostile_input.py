@@ -24,7 +24,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.support.modelreg import Registry, wait_for
 
-pytestmark = [pytest.mark.cluster]
+pytestmark = [pytest.mark.cluster, pytest.mark.local_env]
 
 GROUP, VERSION = "modelreg.dev", "v1alpha1"
 EXAMPLES = settings(

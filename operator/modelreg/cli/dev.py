@@ -81,6 +81,8 @@ def down(root: Path, purge: bool) -> None:
 def status(root: Path, output: str) -> None:
     """Show what runs and whether it answers; exit code 1 unless all is healthy.
 
+    Components the last ``up`` left out (``--no-operator``) show as "disabled".
+
     \b
     Example:
       modelreg dev status -o json
@@ -94,6 +96,11 @@ def status(root: Path, output: str) -> None:
     else:
         click.echo(f"{'COMPONENT':<26}{'PID':>8}  STATE")
         for s in result:
-            state = "healthy" if s.healthy else ("running, not answering" if s.pid else "stopped")
+            if s.healthy:
+                state = "healthy"
+            elif s.pid:
+                state = "running, not answering"
+            else:
+                state = "disabled" if s.disabled else "stopped"
             click.echo(f"{s.name:<26}{s.pid or '-':>8}  {state}")
-    sys.exit(0 if all(s.healthy for s in result) else 1)
+    sys.exit(0 if all(s.ok for s in result) else 1)

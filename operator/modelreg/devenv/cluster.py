@@ -36,6 +36,8 @@ from modelreg.devenv.tools import Tools, ensure_tools, source_dir
 Log = Callable[[str], None]
 
 FAKE_NODES = ("kwok-node-0", "kwok-node-1")
+#: The cluster itself (left out under kind, where the tests bring their own).
+CONTROL_PLANE = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok")
 #: Start order; ``down`` stops in reverse.
 ORDER = (
     "etcd",
@@ -400,6 +402,11 @@ def up(
     """
     env = configure(root, build=build)
     log(f"modelreg dev environment in {env.layout.root}")
+    # what is left out on purpose: `dev status` shows it "disabled", not "stopped"
+    disabled = set() if control_plane else {*CONTROL_PLANE, "operator"}
+    if not operator:
+        disabled.add("operator")
+    env.layout.save_disabled(disabled)
     if control_plane:
         _start_control_plane(env, log)
     _ensure_started(env, "minio", log)
@@ -412,12 +419,7 @@ def up(
             _ensure_started(env, "operator", log)
             _wait(
                 "the operator's admission webhooks to be registered",
-                lambda: (
-                    "modelreg.dev"
-                    in env.kubectl(
-                        "get", "mutatingwebhookconfigurations", "-o", "name", check=False
-                    )
-                ),
+                lambda: webhooks_registered(env),
                 60,
                 env.layout.log("operator"),
             )
@@ -426,6 +428,28 @@ def up(
     people = ", ".join(p.name for p in identities.PEOPLE)
     log(f"ready: . {env.layout.env_sh}  (kubectl contexts: {people})")
     return env
+
+
+#: The admission webhook configuration the operator (kopf) manages.
+WEBHOOK_CONFIGURATION = "modelreg.dev"
+
+
+def webhooks_registered(env: Environment) -> bool:
+    """Whether the operator's webhook configuration calls this environment's webhook port.
+
+    The configuration outlives the operator in etcd: one from an earlier run, with
+    another port, must not count as registered.
+    """
+    out = env.kubectl(
+        "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json", check=False
+    )
+    try:
+        webhooks = json.loads(out).get("webhooks") or []
+        urls = [w["clientConfig"]["url"] for w in webhooks]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
+    prefix = f"https://127.0.0.1:{env.ports.webhook}/"
+    return bool(urls) and all(u.startswith(prefix) for u in urls)
 
 
 def _start_control_plane(env: Environment, log: Log) -> None:
@@ -540,15 +564,25 @@ class ComponentStatus:
     name: str
     pid: int | None
     healthy: bool
+    #: left out on purpose by the last ``up`` (``--no-operator``): not expected to run
+    disabled: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Healthy, or disabled and indeed not running."""
+        return self.healthy or (self.disabled and self.pid is None)
 
 
 def status(root: Path) -> list[ComponentStatus]:
     """What runs in the environment in ``root``, and whether it answers."""
     layout = Layout(root.resolve())
     env = open_existing(root)
+    disabled = layout.load_disabled()
     result = []
     for name in ORDER:
         running = process.read_pidfile(layout.pidfile(name))
         healthy = running is not None and env is not None and env.healthy(name)
-        result.append(ComponentStatus(name, running.pid if running else None, healthy))
+        result.append(
+            ComponentStatus(name, running.pid if running else None, healthy, name in disabled)
+        )
     return result

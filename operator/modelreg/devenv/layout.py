@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import socket
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 #: Ports the environment listens on, all on 127.0.0.1, chosen free at first start and kept.
 PORT_NAMES = (
@@ -120,10 +122,30 @@ class Layout:
             self.save_ports(Ports(**saved))
         return Ports(**saved)
 
-    def save_ports(self, ports: Ports) -> None:
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            state = json.loads(self.state_file.read_text())
+        except (FileNotFoundError, ValueError):
+            return {}
+        return state if isinstance(state, dict) else {}
+
+    def _save_state(self, **values: object) -> None:
+        """Update keys of state.json, keeping the others."""
+        state = {**self._load_state(), **values}
         tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"ports": asdict(ports)}, indent=2) + "\n")
+        tmp.write_text(json.dumps(state, indent=2) + "\n")
         os.replace(tmp, self.state_file)
+
+    def save_ports(self, ports: Ports) -> None:
+        self._save_state(ports=asdict(ports))
+
+    def load_disabled(self) -> frozenset[str]:
+        """Components the last ``up`` left out on purpose (``--no-operator``, kind)."""
+        disabled = self._load_state().get("disabled", [])
+        return frozenset(d for d in disabled if isinstance(d, str))
+
+    def save_disabled(self, names: Iterable[str]) -> None:
+        self._save_state(disabled=sorted(names))
 
     def allocate_ports(self) -> Ports:
         """The saved ports, or new free ones (saved) on the first start."""
