@@ -135,3 +135,30 @@ def test_https_style_artifact_head_get_and_hash(tmp_path: Any) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("no-such-key", "x" * 40),  # InvalidAccessKeyId
+        (None, "wrong-secret-" * 3),  # SignatureDoesNotMatch
+    ],
+)
+def test_operator_credentials_refused_are_unknown_never_false(
+    cluster: Any, s3: Any, s3_bucket: str, config: StoreConfig, key: str | None, secret: str
+) -> None:
+    """The operator's own S3 credentials say nothing about a version: wrong ones give
+    Unknown (retried), not a False verdict that would outlive the fix. (A HEAD answer
+    has no body: the store's error code is only "403".)"""
+    from modelreg.devenv.s3 import client as s3_client
+
+    data = os.urandom(1024)
+    s3.put_object(Bucket=s3_bucket, Key="model", Body=data)
+    env = cluster.env
+    wrong = s3_client(
+        env["MODELREG_S3_ENDPOINT"], key or env["AWS_ACCESS_KEY_ID"], secret, "us-east-1"
+    )
+    for name, sha in (("model", hashlib.sha256(data).hexdigest()), ("model", None), ("nope", None)):
+        v = verify_s3(wrong, f"s3://{s3_bucket}/{name}", sha, config)
+        assert (v.status, v.reason) == (UNKNOWN, "StoreAccessDenied"), v
+        assert "operator's credentials" in v.message

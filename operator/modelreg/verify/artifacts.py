@@ -23,12 +23,21 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion"}
+#: the store refused the operator itself: its credentials are wrong, expired or missing,
+#: or a bucket/IAM policy does not let it read (S3 also answers 403 for a missing key to
+#: a caller that may not list the bucket). None of it is about the version, and all of
+#: it can be fixed without touching the version: Unknown and retried, never False
+#: (docs/decisions.md, "Which verdicts are definitive").
 _DENIED = {
     "403",
     "AccessDenied",
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
     "AllAccessDisabled",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AccountProblem",
 }
 _CHUNK = 1024 * 1024
 
@@ -161,13 +170,18 @@ def _client_error(e: ClientError, uri: str) -> Verdict:
     status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _NOT_FOUND or status == 404:
         return Verdict.failed("ArtifactNotFound", f"{uri} does not exist in the store")
-    if code in _DENIED or status == 403:
-        return Verdict.failed(
-            "AccessDenied",
-            f"the store refused access to {uri} ({code}): check the "
-            "operator's S3 credentials and the bucket policy",
-        )
+    if code in _DENIED or status in (401, 403):
+        return _store_access_denied(uri, code or str(status))
     return Verdict.unknown("StoreUnavailable", f"the store answered {code or status} for {uri}")
+
+
+def _store_access_denied(uri: str, why: str) -> Verdict:
+    return Verdict.unknown(
+        "StoreAccessDenied",
+        f"the store refused the operator access to {uri} ({why}): the operator's "
+        "credentials or the bucket policy must let it read the artifact; it is verified "
+        "again with backoff",
+    )
 
 
 def verify_https(
@@ -179,7 +193,12 @@ def verify_https(
         if head.status_code in (404, 410):
             return Verdict.failed("ArtifactNotFound", f"{uri} answered {head.status_code}")
         if head.status_code in (401, 403):
-            return Verdict.failed("AccessDenied", f"{uri} answered {head.status_code}")
+            # the operator sends no credentials: a refusal is about who asks, not the artifact
+            return Verdict.unknown(
+                "StoreAccessDenied",
+                f"{uri} answered {head.status_code} to the operator: it must be readable "
+                "from the operator without credentials; it is verified again with backoff",
+            )
         if head.status_code >= 400:
             return Verdict.unknown("StoreUnavailable", f"{uri} answered {head.status_code}")
         size = int(head.headers.get("Content-Length", "0") or 0)
