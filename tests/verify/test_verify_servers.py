@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from typing import Any
 
@@ -162,3 +163,29 @@ def test_operator_credentials_refused_are_unknown_never_false(
         v = verify_s3(wrong, f"s3://{s3_bucket}/{name}", sha, config)
         assert (v.status, v.reason) == (UNKNOWN, "StoreAccessDenied"), v
         assert "operator's credentials" in v.message
+
+
+@pytest.mark.parametrize(
+    ("private", "docker", "media"),
+    [
+        (False, False, "application/vnd.oci.image.index.v1+json"),
+        (False, True, "application/vnd.docker.distribution.manifest.list.v2+json"),
+        (True, False, "application/vnd.oci.image.index.v1+json"),
+    ],
+)
+def test_image_index_and_manifest_list(
+    registries: Registries, private: bool, docker: bool, media: str
+) -> None:
+    """A multi-platform tag (OCI image index, Docker manifest list) resolves to the digest
+    of the index, which is what a pod pulls by."""
+    a = registries.push("serving/multi-a", "1.0", private=private, oci=not docker)
+    b = registries.push("serving/multi-b", "1.0", private=private, oci=not docker)
+    host = registries.private if private else registries.public
+    tag = f"{host}/serving/multi:{'docker' if docker else 'oci'}"
+    extra = ["--docker-empty-base"] if docker else []
+    registries.crane("index", "append", "-m", a.pinned, "-m", b.pinned, "-t", tag, *extra)
+    assert json.loads(registries.crane("manifest", tag))["mediaType"] == media
+    digest = registries.crane("digest", tag)
+    v = resolve_image(tag, [registries.dockerconfigjson()] if private else [])
+    assert (v.status, v.details["digest"]) == (TRUE, digest), v
+    assert v.details["resolved"] == f"{host}/serving/multi@{digest}"
