@@ -150,8 +150,8 @@ def _authorize(
                 f"{ref.registry} requires credentials: add a "
                 "kubernetes.io/dockerconfigjson Secret to spec.image.pullSecrets",
             )
-        token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
-        return f"Basic {token}"
+        basic = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+        return f"Basic {basic}"
     if scheme == "bearer" and params.get("realm"):
         query = {
             "service": params.get("service", ""),
@@ -171,11 +171,12 @@ def _authorize(
                 "RegistryUnavailable",
                 f"the token service of {ref.registry} answered {r.status_code}",
             )
+        token: object = None
         try:
             body = json.loads(r.content)
             token = body.get("token") or body.get("access_token")
         except (ValueError, AttributeError):  # not JSON, or not an object
-            token = None
+            pass
         if not token or not isinstance(token, str):
             return Verdict.unknown(
                 "RegistryUnavailable",
