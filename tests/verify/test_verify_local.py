@@ -157,3 +157,63 @@ def test_s3_throttling_or_failing_is_unknown(code: str, status: int) -> None:
         v = verify_s3(s3, "s3://models/m/1", None, CONFIG)
     assert v.status == UNKNOWN, v
     assert v.reason in ("StoreUnavailable", "StoreUnreachable")
+
+
+# --- HTTPS artifacts: servers without HEAD, bodies without a length ----------------------
+
+DATA = bytes(range(256)) * 40  # 10,240 bytes
+SHA = hashlib.sha256(DATA).hexdigest()
+
+
+@pytest.mark.parametrize("code", [405, 501])
+def test_https_server_without_head_is_asked_with_get(code: int) -> None:
+    def script(request: Request) -> Reply:
+        return Reply(code) if request.method == "HEAD" else Reply(200, {"ETag": '"e1"'}, DATA)
+
+    with serve(script) as (host, _), httpx.Client(timeout=5) as client:
+        ok = verify_https(client, f"http://{host}/m.bin", SHA, CONFIG)
+        exists = verify_https(client, f"http://{host}/m.bin", None, CONFIG)
+        bad = verify_https(client, f"http://{host}/m.bin", "0" * 64, CONFIG)
+    assert (ok.status, ok.reason, ok.details["sizeBytes"]) == (TRUE, "Verified", len(DATA))
+    assert ok.details["etag"] == "e1"
+    assert (exists.status, exists.reason) == (TRUE, "Verified")
+    assert (bad.status, bad.reason) == (FALSE, "ChecksumMismatch")
+
+
+def test_https_get_not_found_after_405_is_not_found() -> None:
+    script: Script = lambda r: Reply(405 if r.method == "HEAD" else 404)  # noqa: E731
+    with serve(script) as (host, _), httpx.Client(timeout=5) as client:
+        v = verify_https(client, f"http://{host}/m.bin", SHA, CONFIG)
+    assert (v.status, v.reason) == (FALSE, "ArtifactNotFound")
+
+
+def test_https_body_without_length_is_hashed_up_to_the_limit_only() -> None:
+    """No Content-Length: the hash stops at max_hash_bytes, like a store object too large
+    to hash, instead of reading whatever the server sends."""
+    chunk = b"x" * 64 * 1024
+
+    def script(request: Request) -> Reply:
+        if request.method == "HEAD":
+            return Reply(200, {"Content-Length": "0"})
+        return Reply(200, {}, (chunk for _ in range(64)))  # 4 MiB, chunked
+
+    small = StoreConfig(max_hash_bytes=256 * 1024, timeout_seconds=5)
+    with serve(script) as (host, _), httpx.Client(timeout=5) as client:
+        v = verify_https(client, f"http://{host}/big.bin", "0" * 64, small)
+    assert (v.status, v.reason) == (TRUE, "VerifiedWithoutChecksum")
+    assert "storage-initializer checks the sha256" in v.message
+
+
+def test_https_body_without_length_under_the_limit_is_hashed() -> None:
+    def script(request: Request) -> Reply:
+        if request.method == "HEAD":
+            return Reply(200, {"Content-Length": "0"})
+        return Reply(200, {}, iter([DATA[:5000], DATA[5000:]]))
+
+    with serve(script) as (host, _), httpx.Client(timeout=5) as client:
+        ok = verify_https(client, f"http://{host}/m.bin", SHA, CONFIG)
+        bad = verify_https(client, f"http://{host}/m.bin", "0" * 64, CONFIG)
+    assert (ok.status, ok.details["sizeBytes"]) == (TRUE, len(DATA))
+    assert (bad.status, bad.reason) == (FALSE, "ChecksumMismatch")
+    assert SHA in bad.message
+    assert "register a new version with the right artifact or checksum" in bad.message
