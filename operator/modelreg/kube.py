@@ -251,8 +251,12 @@ class Kube:
         configs, missing = [], []
         for name in names:
             raw = (self.secret_data(namespace, name) or {}).get(".dockerconfigjson")
-            if raw:
-                configs.append(json.loads(base64.b64decode(raw)))
+            try:
+                config = json.loads(base64.b64decode(raw)) if raw else None
+            except ValueError:  # not base64, or not JSON: as good as no Secret
+                config = None
+            if isinstance(config, dict):
+                configs.append(config)
             else:
                 missing.append(name)
         return configs, missing

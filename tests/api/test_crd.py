@@ -150,3 +150,30 @@ def test_spec_patterns_are_cel_rules_with_messages() -> None:
     """A rejected value is explained in words, not by printing a regular expression."""
     bare = [f"{k}.{p}" for k, p, n in schemas() if p.startswith("spec") and "pattern" in n]
     assert bare == []
+
+
+def test_every_integer_is_bounded_below() -> None:
+    """Counts, sizes, numbers and generations are never negative, in status as in spec."""
+    unbounded = [
+        f"{k}.{p}" for k, p, n in schemas() if n.get("type") == "integer" and "minimum" not in n
+    ]
+    assert unbounded == []
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "minimum"),
+    [
+        ("ModelVersion", "status.observedGeneration", 0),
+        ("ModelVersion", "status.approval.required", 1),
+        ("ModelVersion", "status.artifact.sizeBytes", 0),
+        ("RegisteredModel", "status.observedGeneration", 0),
+        ("RegisteredModel", "status.versionCount", 0),
+        ("ModelDeployment", "status.observedGeneration", 0),
+        ("ModelDeployment", "status.currentVersion.number", 1),
+        ("ModelDeployment", "status.history[].number", 1),
+    ],
+)
+def test_status_integers_have_their_minimum(kind: str, path: str, minimum: int) -> None:
+    node = next(n for k, p, n in schemas() if (k, p) == (kind, path))
+    assert node["type"] == "integer"
+    assert node["minimum"] == minimum

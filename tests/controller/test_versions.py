@@ -143,6 +143,41 @@ def test_private_image_with_and_without_pull_secret(
     assert registry.get(MV, "withsecret")["status"]["image"]["digest"] == img.digest
 
 
+def test_pull_secret_created_later_resolves_the_image(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """A pull Secret created after the version is a verdict still to come (Unknown,
+    retried), not Unauthorized for good: the image resolves once the Secret is there."""
+    registry.model("late-secret")
+    art, _ = artifacts.upload("late-secret/1")
+    img = image(registries, "secret/late", "1.0", private=True)
+    spec = {
+        "modelRef": {"name": "late-secret"},
+        "artifact": art,
+        "image": {"reference": img.reference, "pullSecrets": [{"name": "latecred"}]},
+    }
+    registry.create(MV, "ModelVersion", "v", spec)
+    c = registry.wait_condition(MV, "v", "ImageResolved", "Unknown", "PullSecretNotFound")
+    assert "latecred" in c["message"]
+    registry.wait_condition(MV, "v", "Ready", "Unknown", "VerificationPending")
+
+    kubernetes.client.CoreV1Api(registry.cluster.api()).create_namespaced_secret(
+        registry.namespace,
+        {
+            "metadata": {"name": "latecred"},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {
+                ".dockerconfigjson": base64.b64encode(
+                    json.dumps(registries.dockerconfigjson()).encode()
+                ).decode()
+            },
+        },
+    )
+    registry.wait_condition(MV, "v", "ImageResolved", "True", "Resolved", timeout=120)
+    assert registry.get(MV, "v")["status"]["image"]["digest"] == img.digest
+    registry.wait_condition(MV, "v", "Ready", "False", "NotApproved")
+
+
 def test_version_waits_for_its_model(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 from typing import Any
 
@@ -135,3 +136,56 @@ def test_https_style_artifact_head_get_and_hash(tmp_path: Any) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("key", "secret"),
+    [
+        ("no-such-key", "x" * 40),  # InvalidAccessKeyId
+        (None, "wrong-secret-" * 3),  # SignatureDoesNotMatch
+    ],
+)
+def test_operator_credentials_refused_are_unknown_never_false(
+    cluster: Any, s3: Any, s3_bucket: str, config: StoreConfig, key: str | None, secret: str
+) -> None:
+    """The operator's own S3 credentials say nothing about a version: wrong ones give
+    Unknown (retried), not a False verdict that would outlive the fix. (A HEAD answer
+    has no body: the store's error code is only "403".)"""
+    from modelreg.devenv.s3 import client as s3_client
+
+    data = os.urandom(1024)
+    s3.put_object(Bucket=s3_bucket, Key="model", Body=data)
+    env = cluster.env
+    wrong = s3_client(
+        env["MODELREG_S3_ENDPOINT"], key or env["AWS_ACCESS_KEY_ID"], secret, "us-east-1"
+    )
+    for name, sha in (("model", hashlib.sha256(data).hexdigest()), ("model", None), ("nope", None)):
+        v = verify_s3(wrong, f"s3://{s3_bucket}/{name}", sha, config)
+        assert (v.status, v.reason) == (UNKNOWN, "StoreAccessDenied"), v
+        assert "operator's credentials" in v.message
+
+
+@pytest.mark.parametrize(
+    ("private", "docker", "media"),
+    [
+        (False, False, "application/vnd.oci.image.index.v1+json"),
+        (False, True, "application/vnd.docker.distribution.manifest.list.v2+json"),
+        (True, False, "application/vnd.oci.image.index.v1+json"),
+    ],
+)
+def test_image_index_and_manifest_list(
+    registries: Registries, private: bool, docker: bool, media: str
+) -> None:
+    """A multi-platform tag (OCI image index, Docker manifest list) resolves to the digest
+    of the index, which is what a pod pulls by."""
+    a = registries.push("serving/multi-a", "1.0", private=private, oci=not docker)
+    b = registries.push("serving/multi-b", "1.0", private=private, oci=not docker)
+    host = registries.private if private else registries.public
+    tag = f"{host}/serving/multi:{'docker' if docker else 'oci'}"
+    extra = ["--docker-empty-base"] if docker else []
+    registries.crane("index", "append", "-m", a.pinned, "-m", b.pinned, "-t", tag, *extra)
+    assert json.loads(registries.crane("manifest", tag))["mediaType"] == media
+    digest = registries.crane("digest", tag)
+    v = resolve_image(tag, [registries.dockerconfigjson()] if private else [])
+    assert (v.status, v.details["digest"]) == (TRUE, digest), v
+    assert v.details["resolved"] == f"{host}/serving/multi@{digest}"

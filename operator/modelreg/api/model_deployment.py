@@ -143,7 +143,7 @@ class ServedVersion(ApiModel):
 
     name: ObjectName
     """Name of the ModelVersion."""
-    number: int
+    number: Annotated[int, Field(ge=1, le=2**31 - 1)]
     """Its number."""
     image: Annotated[str, StringConstraints(max_length=600)]
     """The image, pinned by digest."""
@@ -156,7 +156,7 @@ class HistoryEntry(ApiModel):
 
     name: ObjectName
     """Name of the ModelVersion."""
-    number: int
+    number: Annotated[int, Field(ge=1, le=2**31 - 1)]
     """Its number."""
     result: RolloutResult
     """Succeeded, Failed, RolledBack or InProgress."""
@@ -164,7 +164,7 @@ class HistoryEntry(ApiModel):
     """Why (ProgressDeadlineExceeded, ApprovalRevoked, Manual, ...)."""
     time: dt.datetime
     """When the result was recorded."""
-    generation: int | None = None
+    generation: Annotated[int, Field(ge=0)] | None = None
     """The ModelDeployment generation of this rollout (a failed version is not retried
     until the spec changes)."""
 
@@ -172,7 +172,7 @@ class HistoryEntry(ApiModel):
 class ModelDeploymentStatus(ApiModel):
     """What is deployed now and how it got there."""
 
-    observed_generation: int | None = None
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation the status was computed for."""
     target_version: VersionRef | None = None
     """The version the spec asks for now."""

@@ -196,7 +196,7 @@ class Approval(ApiModel):
 
     state: ApprovalState = ApprovalState.PENDING
     """PendingManualApproval, Approved or Rejected."""
-    required: int = 1
+    required: Annotated[int, Field(ge=1, le=10)] = 1
     """Distinct approvals the policy requires."""
     decisions: list[ApprovalDecision] = Field(
         default_factory=list, max_length=256, json_schema_extra={"x-kubernetes-list-type": "atomic"}
@@ -214,7 +214,7 @@ class Stage(StrEnum):
 class ArtifactStatus(ApiModel):
     """What the store reported about the artifact."""
 
-    size_bytes: int | None = None
+    size_bytes: Annotated[int, Field(ge=0)] | None = None
     """Size in bytes."""
     etag: ShortText | None = None
     """The store's ETag."""
@@ -248,7 +248,7 @@ class DeploymentRef(ApiModel):
 class ModelVersionStatus(ApiModel):
     """What the system recorded and observed about the version."""
 
-    observed_generation: int | None = None
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation the status was computed for."""
     number: Annotated[int, Field(ge=1)] | None = None
     """Per-model version number, assigned once in creation order, never reused."""

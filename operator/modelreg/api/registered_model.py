@@ -184,13 +184,13 @@ class RegisteredModelSpec(ApiModel):
 class RegisteredModelStatus(ApiModel):
     """What the operator observed about the model and its versions."""
 
-    observed_generation: int | None = None
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
     """The metadata.generation the status was computed for."""
     latest_version: VersionRef | None = None
     """The version with the highest number."""
     latest_approved_version: VersionRef | None = None
     """The approved version with the highest number."""
-    version_count: int | None = None
+    version_count: Annotated[int, Field(ge=0)] | None = None
     """How many ModelVersions of this model exist."""
     next_version_number: Annotated[int, Field(ge=1)] | None = None
     """The number the next registered version gets; numbers are never reused."""

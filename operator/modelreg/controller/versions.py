@@ -55,15 +55,27 @@ def _now() -> dt.datetime:
 #: verdicts of the model's securityPolicy, re-evaluated on every reconcile (the policy can
 #: change; the version cannot)
 POLICY_REASONS = ("SourceNotAllowed", "EncryptionRequired")
+#: False verdicts that depend on something outside the version, checked again on every
+#: reconcile (start-up included): ``AccessDenied`` is what operators before
+#: StoreAccessDenied wrote for their own S3 credentials, and ``Unauthorized`` of a
+#: version that names pull Secrets depends on what those Secrets hold now
+#: (docs/decisions.md, "Which verdicts are definitive")
+ARTIFACT_RECHECK_REASONS = ("AccessDenied",)
+IMAGE_RECHECK_REASONS = ("Unauthorized",)
+#: what a registry says without the credentials a missing pull Secret would give
+_NEEDS_PULL_SECRET = ("Unauthorized", "ImageNotFound")
 
 
-def _needs_check(conds: list[Condition], type_: str, generation: int | None) -> bool:
+def _needs_check(
+    conds: list[Condition], type_: str, generation: int | None, recheck: tuple[str, ...] = ()
+) -> bool:
     c = conditions.find(conds, type_)
     return (
         c is None
         or c.status == UNKNOWN
         or c.observed_generation != generation
         or c.reason in POLICY_REASONS
+        or (c.status == FALSE and c.reason in recheck)
     )
 
 
@@ -136,7 +148,7 @@ def reconcile_version(
             gen,
             _now(),
         )
-    elif _needs_check(conds, ARTIFACT_VERIFIED, gen) or (
+    elif _needs_check(conds, ARTIFACT_VERIFIED, gen, ARTIFACT_RECHECK_REASONS) or (
         # verified before the store's encryption was recorded
         security.required_artifact_encryption != ArtifactEncryption.NONE
         and (status.artifact is None or status.artifact.encryption is None)
@@ -168,15 +180,23 @@ def reconcile_version(
         conds = conditions.set_condition(
             conds, IMAGE_RESOLVED, TRUE, "Skipped", "spec.validation.skip lists Image", gen, _now()
         )
-    elif _needs_check(conds, IMAGE_RESOLVED, gen):
+    elif _needs_check(
+        conds,
+        IMAGE_RESOLVED,
+        gen,
+        IMAGE_RECHECK_REASONS if spec.image.pull_secrets else (),
+    ):
         secrets = [s.name for s in spec.image.pull_secrets]
         configs, missing = kube.dockerconfigs(namespace, secrets)
         v = resolve_image(spec.image.reference, configs)
-        if v.status == FALSE and missing:
-            v = Verdict.failed(
-                v.reason,
-                f"{v.message} (pull secrets not found or not "
-                f"dockerconfigjson: {', '.join(missing)})",
+        if v.status == FALSE and missing and v.reason in _NEEDS_PULL_SECRET:
+            # the answer without credentials the version asks for: the Secret may be
+            # created later, so this is no verdict on the version yet
+            v = Verdict.unknown(
+                "PullSecretNotFound",
+                f"pull secrets {', '.join(missing)} not found in {namespace} (or not of "
+                f"type kubernetes.io/dockerconfigjson), and without them: {v.message}. "
+                "Create them: the image is resolved again with backoff",
             )
         conds = _apply(conds, IMAGE_RESOLVED, v, gen)
         if v.status == TRUE:

@@ -23,12 +23,21 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 _NOT_FOUND = {"404", "NoSuchKey", "NoSuchBucket", "NotFound", "NoSuchVersion"}
+#: the store refused the operator itself: its credentials are wrong, expired or missing,
+#: or a bucket/IAM policy does not let it read (S3 also answers 403 for a missing key to
+#: a caller that may not list the bucket). None of it is about the version, and all of
+#: it can be fixed without touching the version: Unknown and retried, never False
+#: (docs/decisions.md, "Which verdicts are definitive").
 _DENIED = {
     "403",
     "AccessDenied",
     "InvalidAccessKeyId",
     "SignatureDoesNotMatch",
     "AllAccessDisabled",
+    "ExpiredToken",
+    "InvalidToken",
+    "TokenRefreshRequired",
+    "AccountProblem",
 }
 _CHUNK = 1024 * 1024
 
@@ -161,56 +170,103 @@ def _client_error(e: ClientError, uri: str) -> Verdict:
     status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
     if code in _NOT_FOUND or status == 404:
         return Verdict.failed("ArtifactNotFound", f"{uri} does not exist in the store")
-    if code in _DENIED or status == 403:
-        return Verdict.failed(
-            "AccessDenied",
-            f"the store refused access to {uri} ({code}): check the "
-            "operator's S3 credentials and the bucket policy",
-        )
+    if code in _DENIED or status in (401, 403):
+        return _store_access_denied(uri, code or str(status))
     return Verdict.unknown("StoreUnavailable", f"the store answered {code or status} for {uri}")
+
+
+def _store_access_denied(uri: str, why: str) -> Verdict:
+    return Verdict.unknown(
+        "StoreAccessDenied",
+        f"the store refused the operator access to {uri} ({why}): the operator's "
+        "credentials or the bucket policy must let it read the artifact; it is verified "
+        "again with backoff",
+    )
 
 
 def verify_https(
     client: httpx.Client, uri: str, expected_sha256: str | None, config: StoreConfig
 ) -> Verdict:
-    """Check an https:// artifact with HEAD (and GET to hash it, when a sha256 is given)."""
+    """Check an https:// artifact with HEAD (and GET to hash it, when a sha256 is given).
+    A server that does not do HEAD (405, 501) is asked with GET."""
     try:
         head = client.head(uri, follow_redirects=True)
-        if head.status_code in (404, 410):
-            return Verdict.failed("ArtifactNotFound", f"{uri} answered {head.status_code}")
-        if head.status_code in (401, 403):
-            return Verdict.failed("AccessDenied", f"{uri} answered {head.status_code}")
-        if head.status_code >= 400:
-            return Verdict.unknown("StoreUnavailable", f"{uri} answered {head.status_code}")
-        size = int(head.headers.get("Content-Length", "0") or 0)
-        details: dict[str, Any] = {
-            "sizeBytes": size or None,
-            "etag": head.headers.get("ETag", "").strip('"') or None,
-        }
+        if head.status_code in (405, 501):
+            return _verify_by_get(client, uri, expected_sha256, config)
+        if refused := _https_refusal(uri, "HEAD", head.status_code):
+            return refused
+        details = _https_details(head.headers)
         if expected_sha256 is None:
             return Verdict.ok("Verified", f"{uri} exists", **details)
-        if size > config.max_hash_bytes:
-            return Verdict.ok(
-                "VerifiedWithoutChecksum",
-                f"{uri} is larger than {config.max_hash_bytes} bytes to hash; the "
-                "storage-initializer checks the sha256 when a pod starts",
-                **details,
-            )
-        digest = hashlib.sha256()
-        with client.stream("GET", uri, follow_redirects=True) as r:
-            if r.status_code >= 400:
-                return Verdict.unknown("StoreUnavailable", f"GET {uri} answered {r.status_code}")
-            for chunk in r.iter_bytes(_CHUNK):
-                digest.update(chunk)
+        if (details["sizeBytes"] or 0) > config.max_hash_bytes:
+            return _too_large_to_hash(uri, config, details)
+        return _verify_by_get(client, uri, expected_sha256, config)
     except httpx.HTTPError as e:
         return Verdict.unknown("StoreUnreachable", f"cannot reach {uri}: {e}")
+
+
+def _verify_by_get(
+    client: httpx.Client, uri: str, expected_sha256: str | None, config: StoreConfig
+) -> Verdict:
+    """GET ``uri``; read (and hash) the body only when there is a sha256 to check, and no
+    more of it than ``max_hash_bytes``, whatever Content-Length says or does not say."""
+    with client.stream("GET", uri, follow_redirects=True) as r:
+        if refused := _https_refusal(uri, "GET", r.status_code):
+            return refused
+        details = _https_details(r.headers)
+        if expected_sha256 is None:
+            return Verdict.ok("Verified", f"{uri} exists", **details)
+        if (details["sizeBytes"] or 0) > config.max_hash_bytes:
+            return _too_large_to_hash(uri, config, details)
+        digest, read = hashlib.sha256(), 0
+        for chunk in r.iter_bytes(_CHUNK):
+            read += len(chunk)
+            if read > config.max_hash_bytes:
+                return _too_large_to_hash(uri, config, {**details, "sizeBytes": None})
+            digest.update(chunk)
+    details["sizeBytes"] = details["sizeBytes"] or read
     if digest.hexdigest() != expected_sha256:
         return Verdict.failed(
             "ChecksumMismatch",
-            f"{uri} has sha256 {digest.hexdigest()}, but spec.artifact.sha256 is {expected_sha256}",
+            f"{uri} has sha256 {digest.hexdigest()} (from hashing the download), but "
+            f"spec.artifact.sha256 is {expected_sha256}: register a new version with the "
+            "right artifact or checksum",
         )
     return Verdict.ok(
         "Verified", f"{uri} exists and its sha256 matches", sha256=expected_sha256, **details
+    )
+
+
+def _https_refusal(uri: str, method: str, status: int) -> Verdict | None:
+    """The verdict of an error answer (None: not an error)."""
+    if status in (404, 410):
+        return Verdict.failed("ArtifactNotFound", f"{uri} answered {status}")
+    if status in (401, 403):
+        # the operator sends no credentials: a refusal is about who asks, not the artifact
+        return Verdict.unknown(
+            "StoreAccessDenied",
+            f"{uri} answered {status} to the operator: it must be readable "
+            "from the operator without credentials; it is verified again with backoff",
+        )
+    if status >= 400:
+        return Verdict.unknown("StoreUnavailable", f"{method} {uri} answered {status}")
+    return None
+
+
+def _https_details(headers: httpx.Headers) -> dict[str, Any]:
+    length = headers.get("Content-Length", "")
+    return {
+        "sizeBytes": int(length) if length.isdigit() and int(length) > 0 else None,
+        "etag": headers.get("ETag", "").strip('"') or None,
+    }
+
+
+def _too_large_to_hash(uri: str, config: StoreConfig, details: dict[str, Any]) -> Verdict:
+    return Verdict.ok(
+        "VerifiedWithoutChecksum",
+        f"{uri} is larger than {config.max_hash_bytes} bytes to hash; the "
+        "storage-initializer checks the sha256 when a pod starts",
+        **details,
     )
 
 

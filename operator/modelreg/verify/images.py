@@ -86,7 +86,11 @@ def credentials_for(
             if entry.get("username") and entry.get("password"):
                 return str(entry["username"]), str(entry["password"])
             if auth := entry.get("auth"):
-                user, _, password = base64.b64decode(str(auth)).decode().partition(":")
+                try:
+                    decoded = base64.b64decode(str(auth), validate=True).decode()
+                except ValueError:  # not base64, or not UTF-8: no credentials here
+                    continue
+                user, _, password = decoded.partition(":")
                 return user, password
     return None
 
@@ -122,12 +126,14 @@ def resolve(
                 return auth
             headers["Authorization"] = auth
             r = client.head(url, headers=headers)
-        if r.status_code == 200 and not r.headers.get("Docker-Content-Digest"):
+        digest = r.headers.get("Docker-Content-Digest", "")
+        if r.status_code == 200 and not digest:
             # some registries omit the header on HEAD: the digest is the manifest's hash
-            got = client.get(url, headers=headers)
-            digest = "sha256:" + hashlib.sha256(got.content).hexdigest()
-        else:
-            digest = r.headers.get("Docker-Content-Digest", "")
+            # (only of a manifest: an error page hashes to a digest as well)
+            r = client.get(url, headers=headers)
+            digest = r.headers.get("Docker-Content-Digest", "") or (
+                "sha256:" + hashlib.sha256(r.content).hexdigest()
+            )
     except httpx.HTTPError as e:
         return Verdict.unknown("RegistryUnreachable", f"cannot reach {ref.registry}: {e}")
     return _verdict(r.status_code, ref, digest, reference, credentials is not None)
@@ -144,8 +150,8 @@ def _authorize(
                 f"{ref.registry} requires credentials: add a "
                 "kubernetes.io/dockerconfigjson Secret to spec.image.pullSecrets",
             )
-        token = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
-        return f"Basic {token}"
+        basic = base64.b64encode(f"{credentials[0]}:{credentials[1]}".encode()).decode()
+        return f"Basic {basic}"
     if scheme == "bearer" and params.get("realm"):
         query = {
             "service": params.get("service", ""),
@@ -165,8 +171,19 @@ def _authorize(
                 "RegistryUnavailable",
                 f"the token service of {ref.registry} answered {r.status_code}",
             )
-        body = json.loads(r.content)
-        return f"Bearer {body.get('token') or body.get('access_token')}"
+        token: object = None
+        try:
+            body = json.loads(r.content)
+            token = body.get("token") or body.get("access_token")
+        except (ValueError, AttributeError):  # not JSON, or not an object
+            pass
+        if not token or not isinstance(token, str):
+            return Verdict.unknown(
+                "RegistryUnavailable",
+                f"the token service of {ref.registry} answered 200 without a token "
+                "(a JSON object with 'token' or 'access_token')",
+            )
+        return f"Bearer {token}"
     return Verdict.failed("Unauthorized", f"{ref.registry} asks for unsupported auth {header!r}")
 
 
