@@ -130,6 +130,28 @@ def test_documents_are_runnable_as_written() -> None:
     assert skipped == set(SKIPPED)
 
 
+def test_up_script_applies_the_examples_as_their_readmes_do() -> None:
+    """The main job ends with the examples registered: hack/up.sh runs the README's and
+    the two-approvers example's apply commands, word for word."""
+    script = (REPO / "hack" / "up.sh").read_text()
+    applies = [line for line in script.splitlines() if line.startswith("envsubst <")]
+    documented = {
+        c.text
+        for doc, heading in (
+            (README, QUICK_START),
+            (EXAMPLES / "two-approvers" / "README.md", None),
+        )
+        for c in readme.commands(
+            readme.section(doc.read_text(), heading) if heading else doc.read_text()
+        )
+    }
+    assert [a.split()[2] for a in applies] == [
+        "examples/quickstart/fraud-detector.yaml",
+        "examples/two-approvers/credit-scoring.yaml",
+    ]
+    assert [a for a in applies if a not in documented] == []
+
+
 def test_up_script_prints_the_readme_next_steps() -> None:
     script = (REPO / "hack" / "up.sh").read_text()
     printed = script[script.index("<<NEXT\n") : script.index("\nNEXT\n")].splitlines()

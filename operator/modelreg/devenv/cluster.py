@@ -435,21 +435,23 @@ WEBHOOK_CONFIGURATION = "modelreg.dev"
 
 
 def webhooks_registered(env: Environment) -> bool:
-    """Whether the operator's webhook configuration calls this environment's webhook port.
+    """Whether the operator's webhook configurations (mutating and validating) call this
+    environment's webhook port.
 
-    The configuration outlives the operator in etcd: one from an earlier run, with
+    The configurations outlive the operator in etcd: one from an earlier run, with
     another port, must not count as registered.
     """
-    out = env.kubectl(
-        "get", "mutatingwebhookconfiguration", WEBHOOK_CONFIGURATION, "-o", "json", check=False
-    )
-    try:
-        webhooks = json.loads(out).get("webhooks") or []
-        urls = [w["clientConfig"]["url"] for w in webhooks]
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return False
     prefix = f"https://127.0.0.1:{env.ports.webhook}/"
-    return bool(urls) and all(u.startswith(prefix) for u in urls)
+    for kind in ("mutatingwebhookconfiguration", "validatingwebhookconfiguration"):
+        out = env.kubectl("get", kind, WEBHOOK_CONFIGURATION, "-o", "json", check=False)
+        try:
+            webhooks = json.loads(out).get("webhooks") or []
+            urls = [w["clientConfig"]["url"] for w in webhooks]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return False
+        if not urls or not all(u.startswith(prefix) for u in urls):
+            return False
+    return True
 
 
 def _start_control_plane(env: Environment, log: Log) -> None:
