@@ -328,6 +328,37 @@ def test_hand_edits_and_deletions_are_repaired(
     )
 
 
+def test_a_service_edited_or_deleted_is_restored(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """The Service is watched too: once the rollout is over, nothing else changes that
+    would reconcile the deployment."""
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    time.sleep(3)  # the last pod and Deployment events are handled
+    core = kubernetes.client.CoreV1Api(registry.cluster.api())
+    core.patch_namespaced_service(
+        "serve", registry.namespace, {"spec": {"selector": {"modelreg.dev/deployment": "other"}}}
+    )
+    wait_for(
+        "service selector restored",
+        lambda: (
+            core.read_namespaced_service("serve", registry.namespace).spec.selector
+            == {"modelreg.dev/deployment": "serve"}
+        ),
+    )
+    core.delete_namespaced_service("serve", registry.namespace)
+    wait_for(
+        "service recreated",
+        lambda: any(
+            s.metadata.name == "serve"
+            for s in core.list_namespaced_service(registry.namespace).items
+        ),
+    )
+
+
 def test_revocation_during_a_rollout_rolls_back(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:
