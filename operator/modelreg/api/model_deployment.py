@@ -68,8 +68,24 @@ class Resources(ApiModel):
     """Maximum resources."""
 
 
+#: the contract's variables, set by the operator from the version served
+RESERVED_ENV = ("MODEL_NAME", "MODEL_VERSION", "MODEL_PATH")
+
+
 class EnvVar(ApiModel):
     """An environment variable of the model container."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(self.name in " + str(list(RESERVED_ENV)) + ")",
+                    "message": "env must not set MODEL_NAME, MODEL_VERSION or MODEL_PATH: "
+                    "the operator sets them from the version it serves; remove the entry",
+                }
+            ]
+        }
+    )
 
     name: Annotated[
         str,
