@@ -1,5 +1,9 @@
+from typing import Any
+
+import pytest
+
 from modelreg.api.model_deployment import ModelDeploymentSpec
-from modelreg.builders import Serving, deployment, service
+from modelreg.builders import Serving, deployment, hand_edited, service
 
 SPEC = ModelDeploymentSpec.model_validate(
     {
@@ -41,7 +45,16 @@ def test_deployment_serves_the_version_by_digest_with_contract_env_and_labels():
     assert init["image"] == "init:1"
     assert init["args"][-2:] == ["--sha256", "b" * 64]
     assert pod["spec"]["serviceAccountName"] == "serving"
-    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    assert pod["spec"]["securityContext"] == {
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert pod["spec"]["automountServiceAccountToken"] is False
+    for c in (model, init):  # the contract's four settings, on every container
+        assert c["securityContext"]["runAsNonRoot"] is True
+        assert c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+        assert c["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
 
 
 def test_selector_is_stable_across_versions():
@@ -66,3 +79,43 @@ def test_pods_pull_with_the_versions_pull_secrets():
     assert pod["spec"]["template"]["spec"]["imagePullSecrets"] == [{"name": "team-pull"}]
     public = deployment("serve", "ns", "m", SPEC, V7, "i")
     assert "imagePullSecrets" not in public["spec"]["template"]["spec"]
+
+
+def _managed(*entries: tuple[str, str, str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "managedFields": [
+                {"manager": m, "operation": op, "subresource": sub, "fieldsV1": fields}
+                for m, op, sub, fields in entries
+            ]
+        }
+    }
+
+
+APPLIED: tuple[str, str, str, dict[str, Any]] = (
+    "modelreg",
+    "Apply",
+    "",
+    {"f:metadata": {}, "f:spec": {}},
+)
+
+
+@pytest.mark.parametrize(
+    ("entries", "edited"),
+    [
+        ([APPLIED], False),
+        # the deployment controller: an annotation and status, not spec
+        ([APPLIED, ("kube-controller-manager", "Update", "", {"f:metadata": {}})], False),
+        ([APPLIED, ("kube-controller-manager", "Update", "status", {"f:status": {}})], False),
+        # a scale (apply resets replicas)
+        ([APPLIED, ("kubectl", "Update", "scale", {"f:spec": {"f:replicas": {}}})], False),
+        # a sidecar, a volume, privileged: true added by kubectl edit / patch
+        ([APPLIED, ("kubectl-edit", "Update", "", {"f:spec": {"f:template": {}}})], True),
+        ([APPLIED, ("kubectl-patch", "Update", "", {"f:spec": {}})], True),
+        # modelreg's record of what it applied wiped (managedFields reset by hand)
+        ([("kubectl-edit", "Update", "", {"f:metadata": {}})], True),
+        ([], True),
+    ],
+)
+def test_hand_edited_when_someone_else_owns_part_of_the_spec(entries, edited):
+    assert hand_edited(_managed(*entries)) is edited

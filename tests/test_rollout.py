@@ -1,10 +1,17 @@
 import datetime as dt
 from typing import Any
 
-from modelreg.api.model_deployment import HistoryEntry, ModelDeploymentSpec, RolloutResult
+from modelreg.api.model_deployment import (
+    HistoryEntry,
+    ManualRollback,
+    ModelDeploymentSpec,
+    RolloutResult,
+)
 from modelreg.rollout import (
     Candidate,
     choose_target,
+    holds,
+    manual_hold,
     previous_good,
     rolled_out,
     rollout_failure,
@@ -131,3 +138,26 @@ def test_trimming_keeps_what_rollbacks_depend_on():
     assert trim_history(old, 1, 4) == old[:4]  # an earlier generation's failure may go
     assert previous_good(kept, [c("v1", 1), c("v97", 97)], "v16").name == "v97"
     assert len(trim_history(history * 20, 1, 4)) == 200  # the schema's bound
+
+
+def test_a_manual_rollback_holds_only_at_the_generation_it_started():
+    first = manual_hold("v1", None, 3)
+    assert first == ManualRollback(version="v1", generation=3)
+    assert holds(first, 3) == "v1"
+    # the annotation unchanged: the hold keeps its generation, and a newer spec releases it
+    assert manual_hold("v1", first, 4) is first
+    assert holds(first, 4) is None
+    # another version named: a new hold at the spec as it is now
+    assert manual_hold("v0", first, 4) == ManualRollback(version="v0", generation=4)
+    assert manual_hold(None, first, 4) is None
+    assert holds(None, 3) is None
+
+
+def test_a_version_still_being_verified_is_not_ready_rather_than_invalid():
+    pending = Candidate("v2", 2, False, "VerificationPending", {})
+    t = choose_target(spec(version={"name": "v2"}), [pending], None, [], 1)
+    assert (t.version, t.reason) == (None, "VersionNotReady")
+    broken = Candidate("v2", 2, False, "ArtifactNotVerified", {})
+    assert choose_target(spec(version={"number": 2}), [broken], None, [], 1).reason == (
+        "VersionInvalid"
+    )

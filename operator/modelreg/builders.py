@@ -126,6 +126,27 @@ def deployment(
     }
 
 
+#: what the operator writes workloads as (kube.FIELD_MANAGER)
+FIELD_MANAGER = "modelreg"
+
+
+def hand_edited(workload: dict[str, Any]) -> bool:
+    """Whether a Deployment's spec may hold more than modelreg applied: someone else (a
+    person's kubectl, another controller) owns a field of it, or modelreg's own record of
+    the fields it applied is gone (managedFields reset). The scale and status
+    subresources do not count: apply resets replicas, and status is not spec."""
+    entries = workload.get("metadata", {}).get("managedFields") or []
+    ours = False
+    for e in entries:
+        if e.get("subresource"):
+            continue
+        if e.get("manager") == FIELD_MANAGER:
+            ours = ours or e.get("operation") == "Apply"
+        elif "f:spec" in (e.get("fieldsV1") or {}):
+            return True
+    return not ours
+
+
 def service(name: str, namespace: str, model: str, spec: ModelDeploymentSpec) -> dict[str, Any]:
     """The Service in front of the model pods."""
     return {

@@ -22,6 +22,8 @@ Obj = dict[str, Any]
 log = logging.getLogger(__name__)
 #: connections kept to the API server per client
 POOL_SIZE = 32
+#: the field manager of what the operator writes to Deployments and Services
+FIELD_MANAGER = "modelreg"
 
 
 def load_client() -> kubernetes.client.ApiClient:
@@ -280,21 +282,25 @@ class Kube:
         items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         return [self._plain(p) for p in items]
 
-    def apply(self, obj: Obj) -> None:
-        """Server-side apply ``obj`` as field manager ``modelreg`` (hand edits are undone)."""
+    def apply(self, obj: Obj) -> Obj | None:
+        """Server-side apply ``obj`` as field manager ``modelreg``: the fields it sets are
+        put back if edited by hand (fields only others set stay: see restore_spec). The
+        object as applied; None when its namespace is terminating."""
         meta = obj["metadata"]
         kwargs: dict[str, Any] = {
-            "field_manager": "modelreg",
+            "field_manager": FIELD_MANAGER,
             "force": True,
             "_content_type": "application/apply-patch+yaml",
         }
         try:
             if obj["kind"] == "Deployment":
-                self.apps.patch_namespaced_deployment(
+                out: object = self.apps.patch_namespaced_deployment(
                     meta["name"], meta["namespace"], obj, **kwargs
                 )
             elif obj["kind"] == "Service":
-                self.core.patch_namespaced_service(meta["name"], meta["namespace"], obj, **kwargs)
+                out = self.core.patch_namespaced_service(
+                    meta["name"], meta["namespace"], obj, **kwargs
+                )
             else:
                 raise ValueError(f"cannot apply a {obj['kind']}")
         except ApiException as e:
@@ -303,13 +309,48 @@ class Kube:
                 log.info(
                     f"not applying {obj['kind']} {meta['name']}: {meta['namespace']} is terminating"
                 )
-                return
+                return None
             raise
+        return self._plain(out)
+
+    def restore_spec(self, live: Obj, spec: Obj) -> bool:
+        """Replace the whole spec of Deployment ``live`` by ``spec`` if the API server would
+        make something else of it than what ``live`` holds (a container, volume or
+        setting added by hand); whether it was replaced. A server-side dry run tells,
+        with the API server's defaults filled in, so an unchanged Deployment is not
+        written. False as well if ``live`` changed meanwhile (its event reconciles
+        again)."""
+        meta = live["metadata"]
+        body = {**live, "spec": spec}
+        body["metadata"] = {k: v for k, v in meta.items() if k != "managedFields"}
+        try:
+            dry = self.apps.replace_namespaced_deployment(
+                meta["name"],
+                meta["namespace"],
+                body,  # type: ignore[arg-type]
+                dry_run="All",
+                field_manager=FIELD_MANAGER,
+            )
+            if self._plain(dry)["spec"] == live["spec"]:
+                return False
+            self.apps.replace_namespaced_deployment(
+                meta["name"],
+                meta["namespace"],
+                body,  # type: ignore[arg-type]
+                field_manager=FIELD_MANAGER,
+            )
+        except ApiException as e:
+            if e.status in (404, 409) or _namespace_terminating(e):
+                return False
+            raise
+        return True
 
     def scale_to_zero(self, namespace: str, name: str) -> None:
         """Scale a Deployment to zero through its scale subresource (template untouched)."""
         try:
-            self.apps.patch_namespaced_deployment_scale(name, namespace, {"spec": {"replicas": 0}})
+            self.apps.patch_namespaced_deployment_scale(
+                name, namespace, {"spec": {"replicas": 0}}, field_manager=FIELD_MANAGER
+            )
         except ApiException as e:
             if e.status != 404 and not _namespace_terminating(e):
                 raise

@@ -9,6 +9,7 @@ from typing import Any
 from modelreg.api.model_deployment import (
     HISTORY_MAX,
     HistoryEntry,
+    ManualRollback,
     ModelDeploymentSpec,
     RolloutResult,
 )
@@ -42,6 +43,26 @@ def failed_here(history: list[HistoryEntry], name: str, generation: int | None) 
         h.name == name and h.result == RolloutResult.FAILED and h.generation == generation
         for h in history
     )
+
+
+def manual_hold(
+    rollback_to: str | None, seen: ManualRollback | None, generation: int | None
+) -> ManualRollback | None:
+    """The manual rollback to record: the one ``seen`` before while the annotation still
+    names its version (it keeps the generation it started at), a new one at this
+    generation when the annotation names another version, none without the annotation."""
+    if not rollback_to:
+        return None
+    if seen is not None and seen.version == rollback_to:
+        return seen
+    return ManualRollback(version=rollback_to, generation=generation)
+
+
+def holds(hold: ManualRollback | None, generation: int | None) -> str | None:
+    """The version a manual rollback holds the deployment at: none once the spec changed
+    after it started (the contract: held "until the annotation is removed or the spec
+    changes")."""
+    return hold.version if hold is not None and hold.generation == generation else None
 
 
 def choose_target(
@@ -79,11 +100,12 @@ def choose_target(
             ref = spec.version.name or f"number {spec.version.number}"
             return Target(None, "VersionNotFound", f"version {ref} of this model does not exist")
         if not wanted.deployable:
-            reason = (
-                "VersionNotApproved"
-                if wanted.ready_reason in ("NotApproved", "Rejected", "Archived")
-                else "VersionInvalid"
-            )
+            if wanted.ready_reason in ("NotApproved", "Rejected", "Archived"):
+                reason = "VersionNotApproved"
+            elif wanted.ready_reason in _NOT_YET:
+                reason = "VersionNotReady"
+            else:
+                reason = "VersionInvalid"
             return Target(None, reason, f"{wanted.name} is not deployable ({wanted.ready_reason})")
         return Target(wanted, "Pinned", f"pinned to {wanted.name}")
     ready = [v for v in versions if v.deployable and not failed_here(history, v.name, generation)]
@@ -95,6 +117,10 @@ def choose_target(
         )
     latest = max(ready, key=lambda v: v.number)
     return Target(latest, "Latest", f"following the latest deployable version, {latest.name}")
+
+
+#: a version's Ready reasons while its checks are still running (it may become deployable)
+_NOT_YET = ("Pending", "VerificationPending")
 
 
 def trim_history(

@@ -197,6 +197,12 @@ def test_model_version_spec_is_immutable(cluster: Cluster, namespace: str) -> No
         ),
         (
             "ModelDeployment",
+            {"modelRef": {"name": "m"}, "env": [{"name": "MODEL_VERSION", "value": "7"}]},
+            "d",
+            "env must not set MODEL_NAME, MODEL_VERSION or MODEL_PATH",
+        ),
+        (
+            "ModelDeployment",
             {"modelRef": {"name": "m"}, "replicas": -1},
             "d",
             "should be greater than or equal to 0",

@@ -328,6 +328,37 @@ def test_hand_edits_and_deletions_are_repaired(
     )
 
 
+def test_a_service_edited_or_deleted_is_restored(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """The Service is watched too: once the rollout is over, nothing else changes that
+    would reconcile the deployment."""
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    time.sleep(3)  # the last pod and Deployment events are handled
+    core = kubernetes.client.CoreV1Api(registry.cluster.api())
+    core.patch_namespaced_service(
+        "serve", registry.namespace, {"spec": {"selector": {"modelreg.dev/deployment": "other"}}}
+    )
+    wait_for(
+        "service selector restored",
+        lambda: (
+            core.read_namespaced_service("serve", registry.namespace).spec.selector
+            == {"modelreg.dev/deployment": "serve"}
+        ),
+    )
+    core.delete_namespaced_service("serve", registry.namespace)
+    wait_for(
+        "service recreated",
+        lambda: any(
+            s.metadata.name == "serve"
+            for s in core.list_namespaced_service(registry.namespace).items
+        ),
+    )
+
+
 def test_revocation_during_a_rollout_rolls_back(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:
@@ -349,3 +380,159 @@ def test_revocation_during_a_rollout_rolls_back(
     served(registry, "v1")
     dep = apps(registry).read_namespaced_deployment("serve", registry.namespace)
     assert dep.spec.template.metadata.labels["modelreg.dev/version"] == "1"
+
+
+def test_hand_additions_to_the_pod_template_are_removed(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """Server-side apply resets only the fields modelreg sets: a (privileged) sidecar, a
+    volume or a command added by hand must go too."""
+    registry.model("m")
+    img, _ = ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    api = apps(registry)
+    api.patch_namespaced_deployment(
+        "serve",
+        registry.namespace,
+        {
+            "spec": {
+                "template": {
+                    "spec": {
+                        "containers": [
+                            {"name": "model", "command": ["/bin/sh", "-c", "evil"]},
+                            {
+                                "name": "sidecar",
+                                "image": "evil/miner:latest",
+                                "securityContext": {"privileged": True},
+                            },
+                        ],
+                        "volumes": [{"name": "host", "hostPath": {"path": "/"}}],
+                    }
+                }
+            }
+        },
+    )
+
+    def restored() -> bool:
+        pod = api.read_namespaced_deployment("serve", registry.namespace).spec.template.spec
+        return (
+            [c.name for c in pod.containers] == ["model"]
+            and pod.containers[0].command is None
+            and [v.name for v in pod.volumes] == ["model-store"]
+            and pod.containers[0].image == img.pinned
+        )
+
+    wait_for("hand additions removed", restored)
+    # and left alone after that: no write per reconcile
+    generation = api.read_namespaced_deployment("serve", registry.namespace).metadata.generation
+    time.sleep(3)
+    after = api.read_namespaced_deployment("serve", registry.namespace).metadata.generation
+    assert after == generation
+
+
+def test_hand_edits_are_repaired_while_the_target_is_not_deployable(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """Pinned to a version that is not approved, the deployment keeps serving what it
+    served, exactly as modelreg built it."""
+    registry.model("m")
+    img, _ = ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    ready_version(registry, artifacts, registries, "v2", "m", approve=False)
+    registry.api().patch_namespaced_custom_object(
+        "modelreg.dev",
+        "v1alpha1",
+        registry.namespace,
+        MD,
+        "serve",
+        {"spec": {"version": {"name": "v2"}}},
+    )
+    registry.wait_condition(MD, "serve", "Ready", "False", "VersionNotApproved")
+    api = apps(registry)
+    api.patch_namespaced_deployment(
+        "serve",
+        registry.namespace,
+        {
+            "spec": {
+                "template": {"spec": {"containers": [{"name": "model", "image": "evil:latest"}]}}
+            }
+        },
+    )
+    wait_for(
+        "image restored",
+        lambda: (
+            api.read_namespaced_deployment("serve", registry.namespace)
+            .spec.template.spec.containers[0]
+            .image
+            == img.pinned
+        ),
+    )
+    api.delete_namespaced_deployment("serve", registry.namespace)
+    wait_for(
+        "deployment recreated",
+        lambda: (
+            api.list_namespaced_deployment(registry.namespace).items
+            and api.read_namespaced_deployment("serve", registry.namespace)
+            .spec.template.spec.containers[0]
+            .image
+            == img.pinned
+        ),
+    )
+
+
+def test_a_hand_scale_up_after_revocation_is_undone(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    registry.reject("v1", "bob")
+    registry.wait_condition(MD, "serve", "Ready", "False", "NoDeployableVersion")
+    api = apps(registry)
+    api.patch_namespaced_deployment_scale("serve", registry.namespace, {"spec": {"replicas": 2}})
+    wait_for(
+        "scaled to zero again",
+        lambda: api.read_namespaced_deployment("serve", registry.namespace).spec.replicas == 0,
+    )
+
+
+def test_a_spec_change_releases_a_manual_rollback(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """API.md: rollback-to holds "until the annotation is removed or the spec changes"."""
+    v1_then_v2_served(registry, artifacts, registries)
+    rollback_to(registry, "v1")
+    registry.wait_condition(MD, "serve", "RolledBack", "True", "Manual")
+    status = served(registry, "v1")
+    assert status["manualRollback"]["version"] == "v1"
+    registry.api().patch_namespaced_custom_object(
+        "modelreg.dev",
+        "v1alpha1",
+        registry.namespace,
+        MD,
+        "serve",
+        {"spec": {"version": {"number": 2}}},
+    )
+    served(registry, "v2")
+    assert registry.get(MD, "serve")["metadata"]["annotations"]["modelreg.dev/rollback-to"] == "v1"
+
+
+def test_a_failed_manual_rollback_is_not_retried(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m", path="serving/model-crashloop")
+    ready_version(registry, artifacts, registries, "v2", "m")
+    deployment(registry)
+    served(registry, "v2")
+    rollback_to(registry, "v1")
+    registry.wait_condition(MD, "serve", "RolledBack", "True", "RolloutFailed", timeout=60)
+    c = registry.wait_condition(MD, "serve", "Ready", "False", "RolloutFailed")
+    assert "modelreg.dev/rollback-to names another version" in c["message"]
+    time.sleep(5)
+    status = registry.get(MD, "serve")["status"]
+    assert status["currentVersion"]["name"] == "v2"
+    assert [h["result"] for h in status["history"] if h["name"] == "v1"] == ["Failed"]

@@ -68,8 +68,24 @@ class Resources(ApiModel):
     """Maximum resources."""
 
 
+#: the contract's variables, set by the operator from the version served
+RESERVED_ENV = ("MODEL_NAME", "MODEL_VERSION", "MODEL_PATH")
+
+
 class EnvVar(ApiModel):
     """An environment variable of the model container."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!(self.name in " + str(list(RESERVED_ENV)) + ")",
+                    "message": "env must not set MODEL_NAME, MODEL_VERSION or MODEL_PATH: "
+                    "the operator sets them from the version it serves; remove the entry",
+                }
+            ]
+        }
+    )
 
     name: Annotated[
         str,
@@ -169,6 +185,16 @@ class HistoryEntry(ApiModel):
     until the spec changes)."""
 
 
+class ManualRollback(ApiModel):
+    """A hold set by the annotation modelreg.dev/rollback-to, and the spec it was set
+    under: a newer spec generation releases it."""
+
+    version: ObjectName
+    """The ModelVersion the annotation names."""
+    generation: int | None = None
+    """The ModelDeployment generation when the hold started."""
+
+
 class ModelDeploymentStatus(ApiModel):
     """What is deployed now and how it got there."""
 
@@ -182,6 +208,9 @@ class ModelDeploymentStatus(ApiModel):
     """The apps/v1 Deployment the operator owns."""
     service_name: ObjectName | None = None
     """The Service the operator owns."""
+    manual_rollback: ManualRollback | None = None
+    """The manual rollback (annotation modelreg.dev/rollback-to) seen, and the generation
+    it started at: it holds only while the spec stays at that generation."""
     history: list[HistoryEntry] = Field(
         default_factory=list,
         max_length=HISTORY_MAX,

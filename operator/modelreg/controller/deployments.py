@@ -123,7 +123,9 @@ def _serving(c: rollout.Candidate) -> builders.Serving:
         c.number,
         image,
         spec["artifact"]["uri"],
-        spec["artifact"].get("sha256"),
+        # without one in spec, the checksum the operator recorded from the store (sealed
+        # with the record key): the pod must fetch exactly what was verified
+        spec["artifact"].get("sha256") or record.Verification.of(c.body).sha256,
         tuple(s["name"] for s in spec["image"].get("pullSecrets") or []),
     )
 
@@ -144,17 +146,20 @@ class _Run:
         self.events: list[tuple[str, str, str]] = []
         #: the model's policy, once run() has read the model
         self.policy: ApprovalPolicy | None = None
+        #: the model's versions by name, once run() has read them
+        self.by_name: dict[str, rollout.Candidate] = {}
 
     def condition(self, type_: str, status: ConditionStatus, reason: str, message: str) -> None:
         self.status.conditions = conditions.set_condition(
             self.status.conditions, type_, status, reason, message, self.generation, _now()
         )
 
-    def record(self, c: rollout.Candidate, result: RolloutResult, reason: str = "") -> None:
+    def record(self, c: rollout.Candidate, result: RolloutResult, reason: str = "") -> bool:
+        """Put ``result`` on top of the history; False if it is there already."""
         history = self.status.history
         if history and history[0].name == c.name and history[0].generation == self.generation:
             if history[0].result == result and history[0].reason == reason:
-                return
+                return False
             history = history[1:]
         entry = HistoryEntry(
             name=c.name,
@@ -167,6 +172,7 @@ class _Run:
         self.status.history = rollout.trim_history(
             [entry, *history], self.generation, HISTORY_LIMIT
         )
+        return True
 
     def serve(self, c: rollout.Candidate) -> None:
         """Point the Deployment (and Service) at ``c``, which must be deployable now."""
@@ -196,7 +202,16 @@ class _Run:
         svc = builders.service(self.name, self.namespace, self.spec.model_ref.name, self.spec)
         for obj in (dep, svc):
             kopf.adopt(obj, owner=kopf.Body(self.body))  # type: ignore[arg-type]
-            self.kube.apply(obj)
+            live = self.kube.apply(obj)
+            # apply resets only the fields modelreg owns: a container, volume or setting
+            # added by hand stays, unless the whole spec is put back
+            if (
+                obj["kind"] == "Deployment"
+                and live is not None
+                and builders.hand_edited(live)
+                and self.kube.restore_spec(live, obj["spec"])
+            ):
+                log.info(f"{self.namespace}/{self.name}: hand edits of the Deployment undone")
         self.status.deployment_name = self.status.service_name = self.name
         previous = self.status.current_version
         self.status.current_version = ServedVersion(
@@ -242,6 +257,35 @@ class _Run:
         )
         self.events.append(("Warning", "ScaledToZero", f"{message}; scaled to zero"))
 
+    def hold(self, dep: dict[str, Any] | None) -> None:
+        """Keep the Deployment as modelreg last made it while nothing new rolls out: the
+        current version exactly as built (hand edits undone, a deleted Deployment made
+        again), or, with nothing served, no pods at all (a hand scale-up undone)."""
+        current = self.status.current_version
+        cur = self.by_name.get(current.name) if current else None
+        if cur is not None and cur.deployable:
+            self.serve(cur)
+        elif current is None and dep is not None and (dep.get("spec") or {}).get("replicas"):
+            self.kube.scale_to_zero(self.namespace, self.name)
+
+    def settle(self, dep: dict[str, Any] | None) -> bool:
+        """Record that the current version rolled out, if it has; whether it has."""
+        current = self.status.current_version
+        if current is None or not rollout.rolled_out(dep, current.number, self.spec.replicas):
+            return False
+        cur = self.by_name.get(current.name)
+        history = self.status.history
+        if (
+            cur is not None
+            and history
+            and history[0].name == cur.name
+            and history[0].result == RolloutResult.IN_PROGRESS
+        ):
+            self.record(cur, RolloutResult.SUCCEEDED)
+            self.events.append(("Normal", "RolloutSucceeded", f"serving {cur.name}"))
+        self.condition("Progressing", FALSE, "RolloutComplete", f"serving {current.name}")
+        return True
+
     def run(self) -> Outcome:
         model = self.spec.model_ref.name
         rm = self.kube.model(self.namespace, model)
@@ -260,11 +304,15 @@ class _Run:
             return self.finish()
         self.policy = _policy(rm)
         versions = _candidates(self.kube, self.namespace, model, rm, self.key)
-        by_name = {v.name: v for v in versions}
+        self.by_name = by_name = {v.name: v for v in versions}
+        manual = rollout.manual_hold(
+            self.annotations.get(ann.ROLLBACK_TO), self.old.manual_rollback, self.generation
+        )
+        self.status.manual_rollback = manual
         target = rollout.choose_target(
             self.spec,
             versions,
-            self.annotations.get(ann.ROLLBACK_TO),
+            rollout.holds(manual, self.generation),
             self.status.history,
             self.generation,
         )
@@ -308,45 +356,56 @@ class _Run:
             )
             failure = rollout.rollout_failure(dep, pods, cur.number, started)
             if failure is not None and self.spec.replicas > 0:
-                self.record(cur, RolloutResult.FAILED, failure)
-                self.events.append(
-                    ("Warning", "RolloutFailed", f"{cur.name} failed to roll out: {failure}")
-                )
+                # once: later pod events see the same failure (automaticRollback Disabled)
+                if self.record(cur, RolloutResult.FAILED, failure):
+                    self.events.append(
+                        ("Warning", "RolloutFailed", f"{cur.name} failed to roll out: {failure}")
+                    )
                 if self.spec.rollout.automatic_rollback == AutomaticRollback.ENABLED:
                     self.fall_back(cur, versions, "RolloutFailed", f"{cur.name} failed ({failure})")
                 else:
+                    self.hold(dep)
                     why = f"{cur.name} failed ({failure}); automaticRollback is Disabled"
                     self.condition("Progressing", FALSE, "RolloutFailed", why)
                     self.condition("Ready", FALSE, "RolloutFailed", why)
                 return self.finish()
 
         # 3. the target
-        if target.version is None and current is None and _scaled_to_zero(dep, self.spec.replicas):
-            # stays as fall_back() left it: nothing served, and the reason says so
-            self.condition(
-                "Ready",
-                FALSE,
-                "NoDeployableVersion",
-                f"{target.message}; the Deployment is scaled to zero",
-            )
-            return self.finish()
         if target.version is None:
-            self.condition(
-                "Ready",
-                FALSE,
-                target.reason,
-                target.message + (f"; still serving {current.name}" if current else ""),
-            )
+            self.hold(dep)
+            self.settle(dep)
+            if current is None and dep is not None and self.spec.replicas > 0:
+                # stays as fall_back() left it: nothing served, and the reason says so
+                self.condition(
+                    "Ready",
+                    FALSE,
+                    "NoDeployableVersion",
+                    f"{target.message}; the Deployment is scaled to zero",
+                )
+            else:
+                self.condition(
+                    "Ready",
+                    FALSE,
+                    target.reason,
+                    target.message + (f"; still serving {current.name}" if current else ""),
+                )
             return self.finish()
         t = target.version
-        if not target.manual and rollout.failed_here(self.status.history, t.name, self.generation):
+        if rollout.failed_here(self.status.history, t.name, self.generation):
+            # a manual target too: re-served after every fall-back, it would loop
+            self.hold(dep)
+            self.settle(dep)
             serving = f"; serving {current.name}" if current else ""
+            unless = (
+                "the spec changes or modelreg.dev/rollback-to names another version"
+                if target.manual
+                else "the spec changes or a newer version becomes the target"
+            )
             self.condition(
                 "Ready",
                 FALSE,
                 "RolloutFailed",
-                f"{t.name} failed to roll out and is not retried until the spec "
-                f"changes or a newer version becomes the target{serving}",
+                f"{t.name} failed to roll out and is not retried until {unless}{serving}",
             )
             return self.finish()
         if dep is None or current is None or current.name != t.name:
@@ -354,21 +413,22 @@ class _Run:
             rolled_back = conditions.find(self.status.conditions, "RolledBack")
             if target.manual:
                 self.condition("RolledBack", TRUE, "Manual", target.message)
+                if current is not None and current.name != t.name:
+                    self.events.append(
+                        (
+                            "Normal",
+                            "RolledBack",
+                            f"manual rollback (modelreg.dev/rollback-to): {current.name} "
+                            f"replaced by {t.name}",
+                        )
+                    )
             elif current is not None or (rolled_back and rolled_back.status == FALSE):
                 # a new target: an earlier rollback (or failed one) is history now
                 self.status.conditions = conditions.remove(self.status.conditions, "RolledBack")
         else:
             self.serve(t)  # idempotent: repairs hand edits of the Deployment and Service
         dep = self.kube.get_deployment(self.namespace, self.name)
-        if rollout.rolled_out(dep, t.number, self.spec.replicas):
-            if (
-                self.status.history
-                and self.status.history[0].name == t.name
-                and self.status.history[0].result == RolloutResult.IN_PROGRESS
-            ):
-                self.record(t, RolloutResult.SUCCEEDED)
-                self.events.append(("Normal", "RolloutSucceeded", f"serving {t.name}"))
-            self.condition("Progressing", FALSE, "RolloutComplete", f"serving {t.name}")
+        if self.settle(dep):
             self.condition("Ready", TRUE, "Serving", f"serving {t.name} ({target.message})")
         else:
             self.condition("Progressing", TRUE, "RollingOut", f"rolling out {t.name}")
@@ -378,11 +438,6 @@ class _Run:
     def finish(self) -> Outcome:
         new, old = self.status.to_api(), self.old.to_api()
         return Outcome(merge_patch(old, new) if new != old else None, self.events)
-
-
-def _scaled_to_zero(dep: dict[str, Any] | None, wanted: int) -> bool:
-    """The operator scaled the Deployment to zero (the spec wants replicas)."""
-    return dep is not None and wanted > 0 and (dep.get("spec") or {}).get("replicas") == 0
 
 
 def reconcile_deployment(

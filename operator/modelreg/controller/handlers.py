@@ -673,12 +673,13 @@ def model_deployment_gone(event: kopf.RawEvent, **_: Any) -> None:
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={"app.kubernetes.io/managed-by": "modelreg"})
+@kopf.on.event("", "v1", "services", labels={"app.kubernetes.io/managed-by": "modelreg"})
 @kopf.on.event("", "v1", "pods", labels={"app.kubernetes.io/managed-by": "modelreg"})
 def workload_changed(
     body: kopf.Body, namespace: str | None, logger: kopf.Logger, **kwargs: Any
 ) -> None:
-    """A Deployment or pod of a ModelDeployment changed (rollout progress, failure, a hand
-    edit or deletion): reconcile its owner."""
+    """A Deployment, Service or pod of a ModelDeployment changed (rollout progress,
+    failure, a hand edit or deletion): reconcile its owner."""
     _indices.bind(kwargs)
     owner = (body.get("metadata", {}).get("labels") or {}).get("modelreg.dev/deployment")
     if owner and namespace:
