@@ -191,7 +191,7 @@ class ManualRollback(ApiModel):
 
     version: ObjectName
     """The ModelVersion the annotation names."""
-    generation: int | None = None
+    generation: int | None = Field(default=None, ge=0)
     """The ModelDeployment generation when the hold started."""
 
 
