@@ -16,6 +16,7 @@ from modelreg.controller.admission import (
     admit_delegation,
     admit_record,
     admit_version,
+    deployment_requests,
 )
 
 NOW = dt.datetime(2026, 11, 22, 10, tzinfo=dt.UTC)
@@ -300,3 +301,26 @@ def test_the_guard_checks_archived_by_and_the_signature():
     # an unsigned record from before the key existed may still be relabelled
     legacy = mv(**{ann.REGISTERED_BY: "dana"})
     guard("UPDATE", mv_with(legacy, "team", "x"), legacy)
+
+
+def test_deployment_requests_name_what_the_user_asked_for():
+    def md(spec: dict[str, Any], **annotations: str) -> dict[str, Any]:
+        return {"metadata": {"name": "serve", "annotations": annotations}, "spec": spec}
+
+    base = md({"modelRef": {"name": "m"}})
+    assert deployment_requests("CREATE", base, None) == [
+        ("DeploymentCreated", "ModelDeployment serve created")
+    ]
+    assert deployment_requests("UPDATE", base, base) == []  # e.g. kopf's own finalizer patch
+    held = md({"modelRef": {"name": "m"}}, **{ann.ROLLBACK_TO: "v1"})
+    assert deployment_requests("UPDATE", held, base) == [
+        ("ManualRollbackRequested", "ModelDeployment serve: roll back to v1")
+    ]
+    assert deployment_requests("UPDATE", base, held) == [
+        ("ManualRollbackReleased", "ModelDeployment serve: rollback to v1 released")
+    ]
+    scaled = md({"modelRef": {"name": "m"}, "replicas": 3}, **{ann.ROLLBACK_TO: "v2"})
+    assert [r for r, _ in deployment_requests("UPDATE", scaled, held)] == [
+        "DeploymentChangeRequested",
+        "ManualRollbackRequested",
+    ]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import kubernetes
@@ -49,9 +51,9 @@ def v1_then_v2_served(registry: Registry, artifacts: Artifacts, registries: Regi
     served(registry, "v2")
 
 
-def rollback_to(registry: Registry, version: str | None) -> None:
+def rollback_to(registry: Registry, version: str | None, user: str = "admin") -> None:
     """Set (or with None, remove) the manual rollback annotation of the deployment."""
-    registry.api().patch_namespaced_custom_object(
+    registry.api(user).patch_namespaced_custom_object(
         "modelreg.dev",
         "v1alpha1",
         registry.namespace,
@@ -268,23 +270,45 @@ def test_revocation_rolls_back_then_scales_to_zero(
     assert registry.condition(MD, "serve", "RolledBack") is None
 
 
+def operator_log_lines(dev_env: Any, namespace: str, reason: str) -> list[dict[str, Any]]:
+    """The operator's structured JSON log lines about ``namespace`` with ``reason``."""
+    lines = (Path(dev_env.layout.logs) / "operator.log").read_text().splitlines()
+    found = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if entry.get("reason") == reason and (entry.get("object") or {}).get("namespace") == (
+            namespace
+        ):
+            found.append(entry)
+    return found
+
+
 def test_manual_rollback_and_archiving(
-    registry: Registry, artifacts: Artifacts, registries: Registries
+    registry: Registry, artifacts: Artifacts, registries: Registries, dev_env: Any
 ) -> None:
     v1_then_v2_served(registry, artifacts, registries)
 
-    rollback_to(registry, "v1")
+    rollback_to(registry, "v1", user="dana")
     registry.wait_condition(MD, "serve", "RolledBack", "True", "Manual")
     served(registry, "v1")
+    # who asked for it: the webhook's log line names the user (the watch event cannot)
+    (asked,) = operator_log_lines(dev_env, registry.namespace, "ManualRollbackRequested")
+    assert (asked["user"], asked["object"]["name"]) == ("dana", "serve"), asked
+    assert asked["message"] == "ModelDeployment serve: roll back to v1 by dana"
     # a deployed version cannot be archived
     message = denied(lambda: registry.annotate("v1", "dana", archived="true"))
     assert "must not be archived while ModelDeployment(s) serve serve it" in message
     registry.annotate("v2", "dana", archived="true")
     registry.wait_condition(MV, "v2", "Ready", "False", "Archived")
     # releasing the hold does not bring back the archived version
-    rollback_to(registry, None)
+    rollback_to(registry, None, user="alice")
     served(registry, "v1")
     assert registry.get(MV, "v2")["status"]["stage"] == "Archived"
+    (released,) = operator_log_lines(dev_env, registry.namespace, "ManualRollbackReleased")
+    assert released["user"] == "alice", released
 
 
 def test_hand_edits_and_deletions_are_repaired(

@@ -67,18 +67,24 @@ def test_pod_stages_exclude_failure_images_from_upstream_ready_stage():
 
 def test_demo_namespace_rbac_lets_non_admins_edit_modelreg_objects():
     objs = manifests.demo_namespace_objects("ns1")
-    kinds = [(o["kind"], o["metadata"].get("namespace")) for o in objs]
+    kinds = [(o["kind"], o["metadata"]["name"], o["metadata"].get("namespace")) for o in objs]
     assert kinds == [
-        ("Namespace", None),
-        ("ClusterRole", None),
-        ("RoleBinding", "ns1"),
-        ("RoleBinding", "ns1"),
+        ("Namespace", "ns1", None),
+        ("ClusterRole", "modelreg-dev-editor", None),
+        ("ClusterRole", "modelreg-dev-model-owner", None),
+        ("RoleBinding", "modelreg-dev-model-owners", "ns1"),
+        ("RoleBinding", "modelreg-dev-editors", "ns1"),
+        ("RoleBinding", "modelreg-dev-viewers", "ns1"),
     ]
-    subjects = {s["name"] for s in objs[2]["subjects"]}
-    assert subjects == {"alice", "bob", "dana", "eve"}
-    rule = objs[1]["rules"][0]
-    assert {"create", "update", "patch"} <= set(rule["verbs"])
-    assert rule["resources"] == ["registeredmodels", "modelversions", "modeldeployments"]
+    assert {s["name"] for s in objs[4]["subjects"]} == {"alice", "bob", "dana", "eve"}
+    assert [s["name"] for s in objs[3]["subjects"]] == ["data-scientists"]
+    everyone = {r: set(rule["verbs"]) for rule in objs[1]["rules"] for r in rule["resources"]}
+    assert {"create", "update", "patch"} <= everyone["modelversions"]
+    assert {"create", "update", "patch"} <= everyone["modeldeployments"]
+    assert everyone["registeredmodels"] == {"get", "list", "watch"}
+    (owner,) = objs[2]["rules"]
+    assert owner["resources"] == ["registeredmodels"]
+    assert {"create", "update", "patch"} <= set(owner["verbs"])
 
 
 def test_registry_config_auth_only_when_htpasswd_given():

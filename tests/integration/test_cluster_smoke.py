@@ -157,6 +157,10 @@ def test_auth_can_i_differs_per_user(cluster: Cluster, namespace: str) -> None:
         for verb in ("create", "update", "patch"):
             assert may(user, verb, "modelversions", namespace)
             assert may(user, verb, "modeldeployments", namespace)
+        # the model's policy: its owners (dana) may write it, approvers and eve only read it
+        assert may(user, "get", "registeredmodels", namespace)
+        for verb in ("create", "update", "patch"):
+            assert may(user, verb, "registeredmodels", namespace) == (user == "dana"), (user, verb)
         assert not may(user, "create", "modelversions", "default")
         assert not may(user, "patch", "modelversions", namespace, subresource="status")
         # everything else: read-only in their namespace, nothing elsewhere

@@ -226,6 +226,26 @@ def _check_archived_by(
         raise Denied(f"annotation {ann.ARCHIVED_BY} must be {expected!r}, and it was set {after}")
 
 
+def deployment_requests(operation: str, new: Obj, old: Obj | None) -> list[tuple[str, str]]:
+    """What a ModelDeployment request asks the operator to do, as (reason, message) for
+    the log line that names the requesting user: the operator's own transition lines
+    cannot, since the watch event it acts on carries no user."""
+    name = new.get("metadata", {}).get("name", "")
+    if operation == "CREATE":
+        return [("DeploymentCreated", f"ModelDeployment {name} created")]
+    asks: list[tuple[str, str]] = []
+    if (new.get("spec") or {}) != ((old or {}).get("spec") or {}):
+        asks.append(("DeploymentChangeRequested", f"ModelDeployment {name}: spec changed"))
+    before, after = _annotations(old).get(ann.ROLLBACK_TO), _annotations(new).get(ann.ROLLBACK_TO)
+    if after and after != before:
+        asks.append(("ManualRollbackRequested", f"ModelDeployment {name}: roll back to {after}"))
+    elif before and not after:
+        asks.append(
+            ("ManualRollbackReleased", f"ModelDeployment {name}: rollback to {before} released")
+        )
+    return asks
+
+
 # --- no power beyond the requester's own (confused deputy) -----------------------------------
 
 

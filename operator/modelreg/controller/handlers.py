@@ -350,6 +350,12 @@ def _check_delegation(
         ADMISSION_REVIEWS.labels(webhook, kwargs["operation"], "denied").inc()
         raise kopf.AdmissionError(str(e), code=403) from e
     ADMISSION_REVIEWS.labels(webhook, kwargs["operation"], "allowed").inc()
+    if body.get("kind") == "ModelDeployment" and not kwargs.get("dryrun"):
+        user = userinfo.get("username", "")
+        for reason, message in admission.deployment_requests(
+            kwargs["operation"], body, kwargs.get("old")
+        ):
+            kwargs["logger"].info(f"{message} by {user}", extra={"user": user, "reason": reason})
 
 
 def _guard_version(

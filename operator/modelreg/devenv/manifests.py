@@ -46,6 +46,11 @@ def kubeconfig(
 
 #: What the people of the demo namespace may do with modelreg's objects.
 MODELREG_RESOURCES = ["registeredmodels", "modelversions", "modeldeployments"]
+#: Who may write RegisteredModels there: the model's policy (who approves, gates, sources)
+#: is only as strong as the RBAC on this kind.
+MODEL_OWNERS_GROUP = "data-scientists"
+WRITE = ["create", "update", "patch", "delete"]
+READ = ["get", "list", "watch"]
 
 
 def demo_namespace_objects(namespace: str = DEMO_NAMESPACE) -> list[Manifest]:
@@ -53,7 +58,9 @@ def demo_namespace_objects(namespace: str = DEMO_NAMESPACE) -> list[Manifest]:
 
     RBAC grants create/update/patch on ModelVersions and ModelDeployments to everyone in
     it, approvers and non-approvers alike: stopping a non-approver from approving is the
-    admission webhook's job, and tests rely on RBAC *not* doing it.
+    admission webhook's job, and tests rely on RBAC *not* doing it. RegisteredModels hold
+    the approval policy, so only their owners (group ``data-scientists``: dana) may write
+    them; approvers may not rewrite the policy they judge by, nor eve make herself one.
     """
     people = [p.name for p in PEOPLE if p.name != "admin"]
     role = {
@@ -63,14 +70,23 @@ def demo_namespace_objects(namespace: str = DEMO_NAMESPACE) -> list[Manifest]:
         "rules": [
             {
                 "apiGroups": ["modelreg.dev"],
-                "resources": MODELREG_RESOURCES,
-                "verbs": ["get", "list", "watch", "create", "update", "patch", "delete"],
+                "resources": ["modelversions", "modeldeployments"],
+                "verbs": READ + WRITE,
             },
+            {"apiGroups": ["modelreg.dev"], "resources": ["registeredmodels"], "verbs": READ},
             {
                 "apiGroups": ["modelreg.dev"],
                 "resources": [f"{r}/status" for r in MODELREG_RESOURCES],
                 "verbs": ["get"],
             },
+        ],
+    }
+    owner_role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": "modelreg-dev-model-owner"},
+        "rules": [
+            {"apiGroups": ["modelreg.dev"], "resources": ["registeredmodels"], "verbs": WRITE}
         ],
     }
     binding_subjects = [
@@ -83,6 +99,24 @@ def demo_namespace_objects(namespace: str = DEMO_NAMESPACE) -> list[Manifest]:
             "metadata": {"name": namespace, "labels": {"modelreg.dev/dev-env": "true"}},
         },
         role,
+        owner_role,
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "modelreg-dev-model-owners", "namespace": namespace},
+            "roleRef": {
+                "apiGroup": "rbac.authorization.k8s.io",
+                "kind": "ClusterRole",
+                "name": "modelreg-dev-model-owner",
+            },
+            "subjects": [
+                {
+                    "kind": "Group",
+                    "name": MODEL_OWNERS_GROUP,
+                    "apiGroup": "rbac.authorization.k8s.io",
+                }
+            ],
+        },
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
