@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
 
-from modelreg.controller.settings import WebhookSettings
+from modelreg.controller.settings import WebhookSettings, accepts_connections
 
 
 def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> WebhookSettings:
@@ -63,3 +64,21 @@ def test_inconsistent_settings_are_named(
 ) -> None:
     problems = settings(monkeypatch, **env).problems()
     assert any(problem in p for p in problems), problems
+
+
+def test_probe_address_and_whether_the_webhook_server_accepts_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MODELREG_WEBHOOK_PORT", "9443")
+    assert WebhookSettings.from_env().probe_address == ("127.0.0.1", 9443)  # 0.0.0.0
+    monkeypatch.setenv("MODELREG_WEBHOOK_LISTEN", "10.0.0.7")
+    assert WebhookSettings.from_env().probe_address == ("10.0.0.7", 9443)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        address = server.getsockname()
+        assert accepts_connections(address) is None
+    # the same port, closed
+    why = accepts_connections(address)
+    assert why is not None
+    assert why.startswith(f"127.0.0.1:{address[1]}: ")

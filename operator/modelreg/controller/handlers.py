@@ -34,7 +34,7 @@ from modelreg.controller.deployments import reconcile_deployment, sync_version_s
 from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
 from modelreg.controller.numbering import reserve
-from modelreg.controller.settings import WebhookSettings
+from modelreg.controller.settings import WebhookSettings, accepts_connections
 from modelreg.controller.versions import Outcome as VersionOutcome
 from modelreg.controller.versions import reconcile_version, summarize_model
 from modelreg.kube import Kube, load_client
@@ -49,6 +49,8 @@ _diffbase = diffbase.MemoryDiffBaseStorage(prefix="kopf.modelreg.dev")
 _notifier: Notifier | None = None
 _stores = StoreConfig.from_env()
 _record_key = record.key_from_env()
+#: where the webhook server listens, once configured (the readiness probe connects to it)
+_webhook_address: tuple[str, int] | None = None
 
 
 def kube() -> Kube:
@@ -136,6 +138,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     if problems := webhooks.problems():
         raise kopf.PermanentError("webhook settings: " + "; ".join(problems))
     if webhooks.enabled:
+        global _webhook_address
+        _webhook_address = webhooks.probe_address
         files = _serving_files(webhooks)
         settings.admission.server = kopf.WebhookServer(
             addr=webhooks.listen,
@@ -147,6 +151,19 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         )
         if webhooks.configuration is None:
             settings.admission.managed = "modelreg.dev"
+
+
+@kopf.on.probe(id="webhook")
+def webhook_listening(**_: Any) -> str:
+    """Healthy only once the webhook server accepts connections: kopf answers /healthz
+    before it does, and the webhooks fail closed, so a pod marked ready too early would
+    have the API server refuse every ModelVersion and ModelDeployment write meanwhile."""
+    if _webhook_address is None:
+        return "off"
+    if why := accepts_connections(_webhook_address):
+        # permanent: kopf answers the probe at once (500) instead of retrying the handler
+        raise kopf.PermanentError(f"webhook server not listening on {why}")
+    return "listening"
 
 
 def _serving_files(webhooks: WebhookSettings) -> bootstrap.ServingFiles:

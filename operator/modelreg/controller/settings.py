@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,12 @@ class WebhookSettings:
         return self.self_issued or (self.cert_file is not None and self.key_file is not None)
 
     @property
+    def probe_address(self) -> tuple[str, int]:
+        """Where the operator itself can reach its webhook server (readiness)."""
+        wildcard = self.listen in ("", "0.0.0.0", "::")  # noqa: S104
+        return ("127.0.0.1" if wildcard else self.listen, self.port)
+
+    @property
     def names(self) -> tuple[str, ...]:
         """The names the serving certificate must cover: the service's, then ``host``."""
         return tuple(dict.fromkeys((*self.dns_names, self.host)))
@@ -84,3 +91,12 @@ class WebhookSettings:
         if (self.cert_file is None) != (self.key_file is None):
             out.append("set both MODELREG_WEBHOOK_CERT_FILE and MODELREG_WEBHOOK_KEY_FILE")
         return out
+
+
+def accepts_connections(address: tuple[str, int], timeout: float = 2.0) -> str | None:
+    """None when something accepts TCP connections at ``address``; otherwise why not."""
+    try:
+        with socket.create_connection(address, timeout=timeout):
+            return None
+    except OSError as e:
+        return f"{address[0]}:{address[1]}: {e}"
