@@ -241,3 +241,21 @@ def test_registered_model_defaults_from_the_contract(cluster: Cluster, namespace
     assert "Expected SHA-256" in explain
     listing = cluster.kubectl("get", "modelreg", "-n", namespace).stdout
     assert "registeredmodel.modelreg.dev/fraud-detector" in listing
+
+
+def test_model_deployment_defaults_from_the_contract(cluster: Cluster, namespace: str) -> None:
+    obj = {
+        "apiVersion": "modelreg.dev/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "fraud-detector", "namespace": namespace},
+        "spec": {"modelRef": {"name": "fraud-detector"}},
+    }
+    got = yaml.safe_load(
+        cluster.kubectl(
+            "apply", "--dry-run=server", "-o", "yaml", "-f", "-", stdin=yaml.safe_dump(obj)
+        ).stdout
+    )
+    spec = got["spec"]
+    assert "version" not in spec  # absent: follow the latest Ready version
+    assert (spec["stage"], spec["replicas"], spec["port"]) == ("Production", 1, 8080)
+    assert spec["rollout"] == {"progressDeadlineSeconds": 600, "automaticRollback": "Enabled"}

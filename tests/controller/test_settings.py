@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from pathlib import Path
 
+import kopf
 import pytest
 
-from modelreg.controller.settings import WebhookSettings, accepts_connections
+from modelreg.controller.settings import WebhookSettings, accepts_connections, tune
 
 
 def settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> WebhookSettings:
@@ -82,3 +84,23 @@ def test_probe_address_and_whether_the_webhook_server_accepts_connections(
     why = accepts_connections(address)
     assert why is not None
     assert why.startswith(f"127.0.0.1:{address[1]}: ")
+
+
+def test_kopf_runs_with_the_settings_chosen_for_modelreg() -> None:
+    settings = kopf.OperatorSettings()
+    tune(settings)
+    # kopf's bookkeeping under its own prefix, apart from the contract's modelreg.dev/*
+    assert settings.persistence.finalizer == "kopf.modelreg.dev/finalizer"
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert settings.persistence.progress_storage.prefix == "kopf.modelreg.dev"
+    # modelreg posts its own Events; kopf's only for warnings and errors
+    assert settings.posting.level == logging.WARNING
+    # a silently dead watch is noticed: the client times out after the server would
+    assert settings.watching.server_timeout == 300
+    assert settings.watching.client_timeout is not None
+    assert settings.watching.client_timeout > settings.watching.server_timeout
+    assert settings.watching.chunk_size == 500
+    # no per-object worker cap (an object in backoff would hold a slot), 16 threads
+    assert settings.queueing.worker_limit is None
+    assert settings.execution.max_workers == 16
+    assert settings.scanning.disabled is True

@@ -10,7 +10,6 @@ import concurrent.futures
 import contextvars
 import datetime as dt
 import functools
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -34,7 +33,7 @@ from modelreg.controller.deployments import reconcile_deployment, sync_version_s
 from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
 from modelreg.controller.numbering import reserve
-from modelreg.controller.settings import WebhookSettings, accepts_connections
+from modelreg.controller.settings import KOPF_PREFIX, WebhookSettings, accepts_connections, tune
 from modelreg.controller.versions import Outcome as VersionOutcome
 from modelreg.controller.versions import reconcile_version, summarize_model
 from modelreg.kube import Kube, load_client
@@ -94,33 +93,12 @@ def deployment_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[A
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     # kopf logs in itself (in-cluster or kubeconfig) and configures the kubernetes client
-    # kopf's own bookkeeping under kopf.modelreg.dev/: kopf hides annotations with its
-    # prefix from diffs, and the contract's modelreg.dev/* annotations must stay visible
-    settings.persistence.finalizer = "kopf.modelreg.dev/finalizer"
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix="kopf.modelreg.dev"
-    )
+    tune(settings)
     # what kopf last handled, in memory rather than in an annotation: one write (and one
     # admission round trip) fewer per change handled (controller/diffbase.py)
     global _diffbase
-    _diffbase = diffbase.MemoryDiffBaseStorage(prefix="kopf.modelreg.dev")
+    _diffbase = diffbase.MemoryDiffBaseStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = _diffbase
-    # our own Events say what happened; kopf's per-handler ones would only add noise
-    settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    # the initial listing in pages: 10,000 versions in one response is a peak of hundreds
-    # of MB of parsed JSON that the heap keeps afterwards (docs/benchmarks.md)
-    settings.watching.chunk_size = 500
-    # no cap on per-object workers: an object waiting out a retry backoff (e.g. its
-    # registry is unreachable) holds its worker while it sleeps, so a cap made new objects
-    # wait behind retrying ones (found by tests/reliability/test_hostile_input.py). Workers
-    # are asyncio tasks; sync handlers still share the max_workers threads below.
-    settings.batching.worker_limit = None
-    settings.execution.max_workers = 16
-    # the CRDs are installed before the operator starts (Helm chart, `modelreg dev up`):
-    # no need to watch CustomResourceDefinitions, nor the RBAC to do so
-    settings.scanning.disabled = True
     global _record_key
     namespace, key_secret = os.environ.get("MODELREG_NAMESPACE"), record.secret_from_env()
     if key_secret:

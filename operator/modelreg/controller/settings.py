@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+
+import kopf
 
 
 def _list(value: str | None) -> tuple[str, ...]:
@@ -100,3 +103,34 @@ def accepts_connections(address: tuple[str, int], timeout: float = 2.0) -> str |
             return None
     except OSError as e:
         return f"{address[0]}:{address[1]}: {e}"
+
+
+#: kopf's own bookkeeping (finalizer, progress) lives under this prefix: kopf hides
+#: annotations with its prefix from diffs, and the contract's modelreg.dev/* annotations
+#: must stay visible
+KOPF_PREFIX = "kopf.modelreg.dev"
+
+
+def tune(settings: kopf.OperatorSettings) -> None:
+    """The kopf settings modelreg runs with, each chosen on purpose (the in-memory diff
+    base is set by the startup handler, which keeps it)."""
+    settings.persistence.finalizer = f"{KOPF_PREFIX}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    # our own Events say what happened; kopf's per-handler ones would only add noise
+    settings.posting.level = logging.WARNING
+    # the API server ends a watch after server_timeout; the client gives up a little later
+    # (a watch that silently died would otherwise never be noticed)
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    # the initial listing in pages: 10,000 versions in one response is a peak of hundreds
+    # of MB of parsed JSON that the heap keeps afterwards (docs/benchmarks.md)
+    settings.watching.chunk_size = 500
+    # no cap on per-object workers: an object waiting out a retry backoff (e.g. its
+    # registry is unreachable) holds its worker while it sleeps, so a cap made new objects
+    # wait behind retrying ones (found by tests/reliability/test_hostile_input.py). Workers
+    # are asyncio tasks; sync handlers still share the max_workers threads below.
+    settings.queueing.worker_limit = None
+    settings.execution.max_workers = 16
+    # the CRDs are installed before the operator starts (Helm chart, `modelreg dev up`):
+    # no need to watch CustomResourceDefinitions, nor the RBAC to do so
+    settings.scanning.disabled = True
