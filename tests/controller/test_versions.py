@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -75,6 +76,10 @@ def test_register_verify_approve(
     assert rm["versionCount"] == 1
 
 
+def reasons_posted(registry: Registry, name: str, reason: str) -> list[tuple[str, str]]:
+    return [e for e in registry.events(name) if e[0] == reason]
+
+
 def test_missing_artifact_mismatch_and_missing_image(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:
@@ -91,12 +96,13 @@ def test_missing_artifact_mismatch_and_missing_image(
     assert art["sha256"] in c["message"]
     registry.wait_condition(MV, "noimage", "ImageResolved", "False", "ImageNotFound")
     registry.wait_condition(MV, "noimage", "Ready", "False", "ImageNotResolved")
-    assert "ChecksumMismatch" in {
-        r
-        for r, _ in wait_for(
-            "event", lambda: [e for e in registry.events("mismatch") if e[0] == "ChecksumMismatch"]
-        )
-    }
+    # each verdict is also a Warning Event with the condition's reason
+    for name, reason in (
+        ("missing", "ArtifactNotFound"),
+        ("mismatch", "ChecksumMismatch"),
+        ("noimage", "ImageNotFound"),
+    ):
+        wait_for(f"a {reason} event", functools.partial(reasons_posted, registry, name, reason))
 
 
 def test_private_image_with_and_without_pull_secret(
