@@ -57,6 +57,9 @@ def run(
     kopf.configure(
         verbose=verbose, debug=verbose, log_format=kopf.LogFormat.JSON, log_refkey="object"
     )
+    from modelreg.controller.logs import quiet_not_ready_probes
+
+    quiet_not_ready_probes()
     if not verbose:
         from modelreg.controller.logs import quiet_success_chatter
 

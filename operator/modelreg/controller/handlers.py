@@ -31,6 +31,7 @@ from modelreg.approval import Requester
 from modelreg.controller import admission, bootstrap, cache, diffbase, numbering
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.lifecycle import apply_retention
+from modelreg.controller.logs import NOT_LISTENING
 from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
 from modelreg.controller.numbering import reserve
 from modelreg.controller.settings import KOPF_PREFIX, WebhookSettings, accepts_connections, tune
@@ -140,7 +141,7 @@ def webhook_listening(**_: Any) -> str:
         return "off"
     if why := accepts_connections(_webhook_address):
         # permanent: kopf answers the probe at once (500) instead of retrying the handler
-        raise kopf.PermanentError(f"webhook server not listening on {why}")
+        raise kopf.PermanentError(f"{NOT_LISTENING} on {why}")
     return "listening"
 
 
