@@ -65,7 +65,7 @@ class _Handler(BaseHTTPRequestHandler):
                 )
             )
         if answer == "hang":
-            r.release.wait(20)
+            r.release.wait(r.hang_for)
             answer = 200
         assert isinstance(answer, int)
         reply = b"slow down" if answer == 429 else b"no such hook" if answer == 404 else b""
@@ -84,6 +84,7 @@ class _Handler(BaseHTTPRequestHandler):
 class Receiver:
     key: bytes | None = None
     mode: int | str = 200  # a status, or "hang"
+    hang_for: float = 20.0  # how long "hang" holds a request unless released
     script: deque[int | str] = field(default_factory=deque)  # answers before `mode`
     requests: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
