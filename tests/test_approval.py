@@ -93,3 +93,10 @@ def test_metric_gates_block_approval():
         "metric 'auc' is missing (gate requires it)"
     ]
     assert gate_failures(p.metric_gates, {"auc": 0.9, "latency_p95_ms": 40}) == []  # inclusive
+
+
+def test_requester_of_an_admission_review():
+    assert Requester.of({"username": "alice", "groups": ["ml-approvers", "x"]}) == Requester(
+        "alice", ("ml-approvers", "x")
+    )
+    assert Requester.of({}) == Requester("")

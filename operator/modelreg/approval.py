@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from modelreg.api.model_version import ApprovalDecision, ApprovalState, Decision
 from modelreg.api.registered_model import ApprovalPolicy, MetricGate, SelfApproval
@@ -20,6 +21,11 @@ class Requester:
 
     user: str
     groups: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, userinfo: Mapping[str, Any]) -> Requester:
+        """The requester an admission review's ``userInfo`` names."""
+        return cls(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
 
 
 def denial(policy: ApprovalPolicy, requester: Requester, registered_by: str | None) -> str | None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import datetime as dt
 import functools
 import os
 import time
-from collections.abc import Callable
-from typing import Any, cast
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar, cast
 
 import kopf
 import kubernetes
@@ -236,17 +237,42 @@ def _serving_lookup(namespace: str) -> admission.ServingLookup:
     return lookup
 
 
-@kopf.on.mutate(
-    GROUP,
-    VERSION,
-    "modelversions",
-    operations=["CREATE", "UPDATE"],
-    id="approval-record",
-    side_effects=False,
-    ignore_failures=False,
-    # kept when the operator stops: without it, approvals would go unchecked (fail closed)
-    persistent=True,
-)
+@contextlib.contextmanager
+def _review(webhook: str, operation: str) -> Iterator[None]:
+    """Count the admission review; a :class:`admission.Denied` in the block becomes the
+    API server's 403 with its message."""
+    try:
+        yield
+    except admission.Denied as e:
+        ADMISSION_REVIEWS.labels(webhook, operation, "denied").inc()
+        raise kopf.AdmissionError(str(e), code=403) from e
+    ADMISSION_REVIEWS.labels(webhook, operation, "allowed").inc()
+
+
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+
+def _fail_closed(
+    register: Callable[..., Any], plural: str, webhook: str
+) -> Callable[[_Handler], _Handler]:
+    """``kopf.on.mutate`` or ``kopf.on.validate`` for CREATE and UPDATE of ``plural``,
+    failing closed and kept registered when the operator stops (persistent): without
+    them, approvals would go unchecked and anyone could name any ServiceAccount or
+    Secret (docs/approvals.md)."""
+    decorator = register(
+        GROUP,
+        VERSION,
+        plural,
+        operations=["CREATE", "UPDATE"],
+        id=webhook,
+        side_effects=False,
+        ignore_failures=False,
+        persistent=True,
+    )
+    return cast(Callable[[_Handler], _Handler], decorator)
+
+
+@_fail_closed(kopf.on.mutate, "modelversions", "approval-record")
 async def record_decisions(**kwargs: Any) -> None:
     await _admit(_record_decisions, kwargs)
 
@@ -258,9 +284,9 @@ def _record_decisions(
     patch: kopf.Patch,
     **kwargs: Any,
 ) -> None:
-    requester = Requester(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
+    requester = Requester.of(userinfo)
     models = _Models(namespace or "")
-    try:
+    with _review("approval-record", kwargs["operation"]):
         changes = admission.admit_version(
             kwargs["operation"],
             body,
@@ -272,10 +298,6 @@ def _record_decisions(
             _serving_lookup(namespace or ""),
             models.security,
         )
-    except admission.Denied as e:
-        ADMISSION_REVIEWS.labels("approval-record", kwargs["operation"], "denied").inc()
-        raise kopf.AdmissionError(str(e), code=403) from e
-    ADMISSION_REVIEWS.labels("approval-record", kwargs["operation"], "allowed").inc()
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
         reserved = (
@@ -335,17 +357,13 @@ def _check_delegation(
 ) -> None:
     """Refuse an object naming a ServiceAccount or Secret its author could not use
     themselves: the operator must not be a confused deputy. Changes nothing."""
-    try:
+    with _review(webhook, kwargs["operation"]):
         admission.admit_delegation(
             body.get("kind", ""),
             body,
             kwargs.get("old"),
             _access_check(userinfo, kwargs.get("namespace") or ""),
         )
-    except admission.Denied as e:
-        ADMISSION_REVIEWS.labels(webhook, kwargs["operation"], "denied").inc()
-        raise kopf.AdmissionError(str(e), code=403) from e
-    ADMISSION_REVIEWS.labels(webhook, kwargs["operation"], "allowed").inc()
     if body.get("kind") == "ModelDeployment" and not kwargs.get("dryrun"):
         user = userinfo.get("username", "")
         for reason, message in admission.deployment_requests(
@@ -359,8 +377,8 @@ def _guard_version(
 ) -> None:
     """The final ModelVersion, after every mutating webhook: its pull Secrets are the
     author's to use, and its approval record is what approval-record made of it."""
-    requester = Requester(userinfo.get("username", ""), tuple(userinfo.get("groups") or ()))
-    try:
+    requester = Requester.of(userinfo)
+    with _review("version-guard", kwargs["operation"]):
         admission.admit_delegation(
             "ModelVersion", body, kwargs.get("old"), _access_check(userinfo, namespace or "")
         )
@@ -373,53 +391,21 @@ def _guard_version(
             _record_key,
             namespace or "",
         )
-    except admission.Denied as e:
-        ADMISSION_REVIEWS.labels("version-guard", kwargs["operation"], "denied").inc()
-        raise kopf.AdmissionError(str(e), code=403) from e
-    ADMISSION_REVIEWS.labels("version-guard", kwargs["operation"], "allowed").inc()
 
 
 # Refusals that change nothing are validating webhooks: they see the final object, after
-# every mutating webhook (modelreg's own and any other) has run. Kept when the operator
-# stops (persistent): without them, anyone could name any ServiceAccount or Secret.
-@kopf.on.validate(
-    GROUP,
-    VERSION,
-    "modelversions",
-    operations=["CREATE", "UPDATE"],
-    id="version-guard",
-    side_effects=False,
-    ignore_failures=False,
-    persistent=True,
-)
+# every mutating webhook (modelreg's own and any other) has run.
+@_fail_closed(kopf.on.validate, "modelversions", "version-guard")
 async def guard_version(**kwargs: Any) -> None:
     await _admit(_guard_version, kwargs)
 
 
-@kopf.on.validate(
-    GROUP,
-    VERSION,
-    "modeldeployments",
-    operations=["CREATE", "UPDATE"],
-    id="deployment-authority",
-    side_effects=False,
-    ignore_failures=False,
-    persistent=True,
-)
+@_fail_closed(kopf.on.validate, "modeldeployments", "deployment-authority")
 async def check_deployment_authority(**kwargs: Any) -> None:
     await _admit(functools.partial(_check_delegation, "deployment-authority"), kwargs)
 
 
-@kopf.on.validate(
-    GROUP,
-    VERSION,
-    "registeredmodels",
-    operations=["CREATE", "UPDATE"],
-    id="model-authority",
-    side_effects=False,
-    ignore_failures=False,
-    persistent=True,
-)
+@_fail_closed(kopf.on.validate, "registeredmodels", "model-authority")
 async def check_model_authority(**kwargs: Any) -> None:
     await _admit(functools.partial(_check_delegation, "model-authority"), kwargs)
 
