@@ -193,16 +193,30 @@ def verify_https(
         head = client.head(uri, follow_redirects=True)
         if head.status_code in (405, 501):
             return _verify_by_get(client, uri, expected_sha256, config)
-        if refused := _https_refusal(uri, "HEAD", head.status_code):
-            return refused
-        details = _https_details(head.headers)
-        if expected_sha256 is None:
-            return Verdict.ok("Verified", f"{uri} exists", **details)
-        if (details["sizeBytes"] or 0) > config.max_hash_bytes:
-            return _too_large_to_hash(uri, config, details)
-        return _verify_by_get(client, uri, expected_sha256, config)
+        decided, _ = _decided_by_headers(uri, "HEAD", head, expected_sha256, config)
+        return decided or _verify_by_get(client, uri, expected_sha256, config)
     except httpx.HTTPError as e:
         return Verdict.unknown("StoreUnreachable", f"cannot reach {uri}: {e}")
+
+
+def _decided_by_headers(
+    uri: str,
+    method: str,
+    response: httpx.Response,
+    expected_sha256: str | None,
+    config: StoreConfig,
+) -> tuple[Verdict | None, dict[str, Any]]:
+    """What a response's status and headers decide alone: a refusal, the object's
+    existence when there is no sha256 to check, or too large to hash; otherwise None and
+    the details the hash is recorded with."""
+    if refused := _https_refusal(uri, method, response.status_code):
+        return refused, {}
+    details = _https_details(response.headers)
+    if expected_sha256 is None:
+        return Verdict.ok("Verified", f"{uri} exists", **details), details
+    if (details["sizeBytes"] or 0) > config.max_hash_bytes:
+        return _too_large_to_hash(uri, config, details), details
+    return None, details
 
 
 def _verify_by_get(
@@ -211,13 +225,9 @@ def _verify_by_get(
     """GET ``uri``; read (and hash) the body only when there is a sha256 to check, and no
     more of it than ``max_hash_bytes``, whatever Content-Length says or does not say."""
     with client.stream("GET", uri, follow_redirects=True) as r:
-        if refused := _https_refusal(uri, "GET", r.status_code):
-            return refused
-        details = _https_details(r.headers)
-        if expected_sha256 is None:
-            return Verdict.ok("Verified", f"{uri} exists", **details)
-        if (details["sizeBytes"] or 0) > config.max_hash_bytes:
-            return _too_large_to_hash(uri, config, details)
+        decided, details = _decided_by_headers(uri, "GET", r, expected_sha256, config)
+        if decided is not None:
+            return decided
         digest, read = hashlib.sha256(), 0
         for chunk in r.iter_bytes(_CHUNK):
             read += len(chunk)
