@@ -311,13 +311,9 @@ def test_manual_rollback_and_archiving(
     assert released["user"] == "alice", released
 
 
-def test_hand_edits_and_deletions_are_repaired(
-    registry: Registry, artifacts: Artifacts, registries: Registries
-) -> None:
-    registry.model("m")
-    img, _ = ready_version(registry, artifacts, registries, "v1", "m")
-    deployment(registry)
-    served(registry, "v1")
+def swap_image_then_delete_and_see_it_repaired(registry: Registry, pinned: str) -> None:
+    """Point the Deployment at an unapproved image, then delete it: each time modelreg
+    puts back the Deployment serving ``pinned``."""
     api = apps(registry)
     api.patch_namespaced_deployment(
         "serve",
@@ -336,7 +332,7 @@ def test_hand_edits_and_deletions_are_repaired(
             api.read_namespaced_deployment("serve", registry.namespace)
             .spec.template.spec.containers[0]
             .image
-            == img.pinned
+            == pinned
         ),
     )
     api.delete_namespaced_deployment("serve", registry.namespace)
@@ -347,9 +343,19 @@ def test_hand_edits_and_deletions_are_repaired(
             and api.read_namespaced_deployment("serve", registry.namespace)
             .spec.template.spec.containers[0]
             .image
-            == img.pinned
+            == pinned
         ),
     )
+
+
+def test_hand_edits_and_deletions_are_repaired(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    registry.model("m")
+    img, _ = ready_version(registry, artifacts, registries, "v1", "m")
+    deployment(registry)
+    served(registry, "v1")
+    swap_image_then_delete_and_see_it_repaired(registry, img.pinned)
 
 
 def test_a_service_edited_or_deleted_is_restored(
@@ -474,36 +480,7 @@ def test_hand_edits_are_repaired_while_the_target_is_not_deployable(
         {"spec": {"version": {"name": "v2"}}},
     )
     registry.wait_condition(MD, "serve", "Ready", "False", "VersionNotApproved")
-    api = apps(registry)
-    api.patch_namespaced_deployment(
-        "serve",
-        registry.namespace,
-        {
-            "spec": {
-                "template": {"spec": {"containers": [{"name": "model", "image": "evil:latest"}]}}
-            }
-        },
-    )
-    wait_for(
-        "image restored",
-        lambda: (
-            api.read_namespaced_deployment("serve", registry.namespace)
-            .spec.template.spec.containers[0]
-            .image
-            == img.pinned
-        ),
-    )
-    api.delete_namespaced_deployment("serve", registry.namespace)
-    wait_for(
-        "deployment recreated",
-        lambda: (
-            api.list_namespaced_deployment(registry.namespace).items
-            and api.read_namespaced_deployment("serve", registry.namespace)
-            .spec.template.spec.containers[0]
-            .image
-            == img.pinned
-        ),
-    )
+    swap_image_then_delete_and_see_it_repaired(registry, img.pinned)
 
 
 def test_a_hand_scale_up_after_revocation_is_undone(

@@ -156,6 +156,16 @@ def serving_v1() -> FakeKube:
     return k
 
 
+def serving_v2_after_v1() -> FakeKube:
+    """Following the latest version: v1 rolled out, then v2."""
+    k = serving_v1()
+    k.versions["v2"] = version("v2", 2)
+    reconcile(k)
+    k.rolled_out()
+    reconcile(k)
+    return k
+
+
 V1_IMAGE = f"r/x@sha256:{1:064d}"
 
 
@@ -206,11 +216,7 @@ def test_a_failed_version_rolled_back_to_settles() -> None:
 
 
 def test_a_failed_manual_rollback_is_not_retried_in_a_loop() -> None:
-    k = serving_v1()
-    k.versions["v2"] = version("v2", 2)
-    reconcile(k)
-    k.rolled_out()
-    reconcile(k)
+    k = serving_v2_after_v1()
     k.md["metadata"]["annotations"]["modelreg.dev/rollback-to"] = "v1"
     assert reconcile(k) == ["RolloutStarted", "RolledBack"]
     k.deadline_exceeded()
@@ -224,11 +230,7 @@ def test_a_failed_manual_rollback_is_not_retried_in_a_loop() -> None:
 
 
 def test_a_manual_rollback_holds_until_the_spec_changes() -> None:
-    k = serving_v1()
-    k.versions["v2"] = version("v2", 2)
-    reconcile(k)
-    k.rolled_out()
-    reconcile(k)
+    k = serving_v2_after_v1()
     k.md["metadata"]["annotations"]["modelreg.dev/rollback-to"] = "v1"
     reconcile(k)
     k.rolled_out()

@@ -105,6 +105,22 @@ def test_missing_artifact_mismatch_and_missing_image(
         wait_for(f"a {reason} event", functools.partial(reasons_posted, registry, name, reason))
 
 
+def create_pull_secret(registry: Registry, registries: Registries, name: str) -> None:
+    """A dockerconfigjson Secret with the private registry's credentials."""
+    kubernetes.client.CoreV1Api(registry.cluster.api()).create_namespaced_secret(
+        registry.namespace,
+        {
+            "metadata": {"name": name},
+            "type": "kubernetes.io/dockerconfigjson",
+            "data": {
+                ".dockerconfigjson": base64.b64encode(
+                    json.dumps(registries.dockerconfigjson()).encode()
+                ).decode()
+            },
+        },
+    )
+
+
 def test_private_image_with_and_without_pull_secret(
     registry: Registry, artifacts: Artifacts, registries: Registries
 ) -> None:
@@ -115,19 +131,7 @@ def test_private_image_with_and_without_pull_secret(
     c = registry.wait_condition(MV, "nosecret", "ImageResolved", "False", "Unauthorized")
     assert "pullSecrets" in c["message"]
 
-    core = kubernetes.client.CoreV1Api(registry.cluster.api())
-    core.create_namespaced_secret(
-        registry.namespace,
-        {
-            "metadata": {"name": "regcred"},
-            "type": "kubernetes.io/dockerconfigjson",
-            "data": {
-                ".dockerconfigjson": base64.b64encode(
-                    json.dumps(registries.dockerconfigjson()).encode()
-                ).decode()
-            },
-        },
-    )
+    create_pull_secret(registry, registries, "regcred")
     spec = {
         "modelRef": {"name": "p"},
         "artifact": art,
@@ -167,18 +171,7 @@ def test_pull_secret_created_later_resolves_the_image(
     assert "latecred" in c["message"]
     registry.wait_condition(MV, "v", "Ready", "Unknown", "VerificationPending")
 
-    kubernetes.client.CoreV1Api(registry.cluster.api()).create_namespaced_secret(
-        registry.namespace,
-        {
-            "metadata": {"name": "latecred"},
-            "type": "kubernetes.io/dockerconfigjson",
-            "data": {
-                ".dockerconfigjson": base64.b64encode(
-                    json.dumps(registries.dockerconfigjson()).encode()
-                ).decode()
-            },
-        },
-    )
+    create_pull_secret(registry, registries, "latecred")
     registry.wait_condition(MV, "v", "ImageResolved", "True", "Resolved", timeout=120)
     assert registry.get(MV, "v")["status"]["image"]["digest"] == img.digest
     registry.wait_condition(MV, "v", "Ready", "False", "NotApproved")
