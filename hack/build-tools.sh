@@ -25,6 +25,13 @@ bindir="$cache/bin"
 log="$cache/build.log"
 mkdir -p "$bindir"
 setup_go_env
+# One build at a time per cache: two runs (two clones, or a test that builds while
+# hack/test.sh does) would otherwise build into the same $out.tmp and delete each
+# other's output. A second run waits, then finds the tools built.
+if [ "$mode" != "--print" ]; then
+  exec 9>"$cache/build.lock"
+  flock 9
+fi
 
 path_fragment=""
 failed=0
