@@ -278,6 +278,15 @@ class Kube:
             raise
         return self._plain(dep)
 
+    def get_service(self, namespace: str, name: str) -> Obj | None:
+        try:
+            svc = self.core.read_namespaced_service(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._plain(svc)
+
     def pods(self, namespace: str, selector: str) -> list[Obj]:
         items = self.core.list_namespaced_pod(namespace, label_selector=selector).items
         return [self._plain(p) for p in items]

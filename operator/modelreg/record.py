@@ -39,8 +39,8 @@ def _payload(namespace: str, model: str, annotations: Mapping[str, str]) -> byte
     parts = [namespace, model] + [
         f"{k}={annotations.get(k, '')}"
         for k in ann.SIGNED
-        # added later: left out while absent, so records signed before it still verify
-        if k != ann.ARCHIVED_BY or k in annotations
+        # added later: left out while absent, so records signed before still verify
+        if k not in ann.SIGNED_WHEN_PRESENT or k in annotations
     ]
     return "\n".join(parts).encode()
 

@@ -13,6 +13,7 @@ from modelreg.controller.admission import (
     MAX_DECISIONS,
     Access,
     Denied,
+    admit_bookkeeping,
     admit_delegation,
     admit_record,
     admit_version,
@@ -31,8 +32,11 @@ def mv(**annotations: str) -> dict[str, Any]:
     }
 
 
-def admit(op, new, old=None, who=ALICE, policy=POLICY, serving=()):
-    return admit_version(op, new, old, who, lambda _: policy, NOW, 123, lambda _: list(serving))
+def admit(op, new, old=None, who=ALICE, policy=POLICY, serving=(), may_retire=True):
+    return admit_version(
+        op, new, old, who, lambda _: policy, NOW, 123, lambda _: list(serving),
+        may_retire=lambda _: may_retire,
+    )  # fmt: skip
 
 
 def test_create_records_registrant_and_refuses_system_annotations():
@@ -77,7 +81,7 @@ def test_denials_name_the_rule():
         admit("UPDATE", mv(**{ann.DECISIONS: "[]"}), mv())
     with pytest.raises(Denied, match=r"must not be archived while ModelDeployment\(s\) prod serve"):
         admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv(), serving=["prod"])
-    assert admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv()) == {ann.ARCHIVED_BY: "alice"}
+    assert admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv())[ann.ARCHIVED_BY] == "alice"
 
 
 SECURITY = SecurityPolicy(
@@ -101,7 +105,7 @@ def test_create_outside_the_security_policy_is_refused_naming_it():
     def create(uri: str, image: str) -> Any:
         return admit_version(
             "CREATE", sourced(uri, image), None, ALICE, lambda _: POLICY, NOW, 1,
-            security_of=lambda _: SECURITY,
+            security_of=lambda _: SECURITY, may_retire=lambda _: False,
         )  # fmt: skip
 
     assert create("s3://models-prod/m/1.tgz", "registry.internal/serving/sk:1")
@@ -115,15 +119,59 @@ def test_create_outside_the_security_policy_is_refused_naming_it():
         create("s3://models-prod/m/1.tgz", "python:3.11")
 
 
-def test_archiving_records_who_and_unarchiving_clears_it():
-    changes = admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv())
-    assert changes == {ann.ARCHIVED_BY: "alice"}
-    old = mv(**{ann.ARCHIVED: "true", ann.ARCHIVED_BY: "alice"})
-    assert admit("UPDATE", mv(**{ann.ARCHIVED_BY: "alice"}), old) == {ann.ARCHIVED_BY: None}
+def trail(changes: dict[str, str | None]) -> list[tuple[str, str, str]]:
+    entries = ann.archive_record({ann.ARCHIVE_RECORD: str(changes[ann.ARCHIVE_RECORD])})
+    return [(e.user, e.action, e.comment) for e in entries]
+
+
+def test_archiving_and_unarchiving_are_recorded_and_never_erased():
+    asked = mv(**{ann.ARCHIVED: "true", ann.ARCHIVE_COMMENT: "CVE-2026-1: do not deploy"})
+    changes = admit("UPDATE", asked, mv(), who=Requester("dana"))
+    assert changes[ann.ARCHIVED_BY] == "dana"
+    assert trail(changes) == [("dana", "Archived", "CVE-2026-1: do not deploy")]
+    kept = {k: v for k, v in changes.items() if v}
+    old = mv(**{ann.ARCHIVED: "true", **kept})
+    back = admit("UPDATE", mv(**kept), old)
+    assert back[ann.ARCHIVED_BY] is None
+    assert trail(back) == [
+        ("dana", "Archived", "CVE-2026-1: do not deploy"),
+        ("alice", "Unarchived", ""),
+    ]
     with pytest.raises(Denied, match="must not be set at creation"):
         admit("CREATE", mv(**{ann.ARCHIVED: "true"}))
     with pytest.raises(Denied, match="while ModelDeployment"):
         admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv(), serving=["serve"])
+
+
+def test_only_who_may_update_the_model_archives_or_unarchives():
+    eve = Requester("eve")
+    with pytest.raises(Denied, match=r"may not archive .*update registeredmodels"):
+        admit("UPDATE", mv(**{ann.ARCHIVED: "true"}), mv(), who=eve, may_retire=False)
+    archived = mv(**{ann.ARCHIVED: "true", ann.ARCHIVED_BY: "dana"})
+    with pytest.raises(Denied, match=r"may not un-archive"):
+        admit(
+            "UPDATE", mv(**{ann.ARCHIVED: "false", ann.ARCHIVED_BY: "dana"}), archived,
+            who=eve, may_retire=False,
+        )  # fmt: skip
+    # a change that is no archive nor un-archive needs no such right
+    assert admit("UPDATE", mv(**{"team": "x"}), mv(), who=eve, may_retire=False) == {}
+
+
+def test_only_the_operator_writes_kopfs_bookkeeping():
+    key = f"{ann.KOPF_PREFIX}/version"
+    progress = mv(**{key: '{"started":"2026-01-01T00:00:00Z"}'})
+    for new, old in ((progress, mv()), (mv(), progress), (mv(**{key: "{}"}), progress)):
+        with pytest.raises(Denied, match="operator's own bookkeeping"):
+            admit_bookkeeping(new, old, "eve", "system:serviceaccount:modelreg:modelreg")
+        admit_bookkeeping(
+            new,
+            old,
+            "system:serviceaccount:modelreg:modelreg",
+            "system:serviceaccount:modelreg:modelreg",
+        )
+    with pytest.raises(Denied, match="operator's own bookkeeping"):
+        admit_bookkeeping(progress, None, "eve", None)  # at creation too
+    admit_bookkeeping(mv(**{key: "{}", "team": "x"}), mv(**{key: "{}"}), "eve", "op")
 
 
 # --- confused deputy: nothing used on the author's behalf beyond their own RBAC ----------------
@@ -178,6 +226,51 @@ def test_only_what_the_request_adds_or_changes_is_checked():
     assert asked == []
     with pytest.raises(Denied, match="'other'"):
         admit_delegation("ModelDeployment", md(serviceAccountName="other"), old, may)
+
+
+def test_a_delegation_put_to_another_use_is_checked_again():
+    """Pointing an admin's deployment at another model (or version) changes what runs
+    under its ServiceAccount and what its Secret fetches; a signing Secret sent to
+    another URL signs for someone else: each is asked anew."""
+    old = md(serviceAccountName="fraud-serving", storage={"secretRef": {"name": "s3"}})
+    _, may = granting()
+    for new in (
+        md(serviceAccountName="fraud-serving", modelRef={"name": "lax"}),
+        md(serviceAccountName="fraud-serving", version={"name": "v9"}),
+    ):
+        with pytest.raises(Denied, match=r"spec.serviceAccountName: .*used anew: for model"):
+            admit_delegation("ModelDeployment", new, old, may)
+    secret_only = md(storage={"secretRef": {"name": "s3"}})
+    elsewhere = md(storage={"secretRef": {"name": "s3"}}, modelRef={"name": "lax"})
+    with pytest.raises(Denied, match=r"spec.storage.secretRef: .*used anew: for model lax"):
+        admit_delegation("ModelDeployment", elsewhere, secret_only, may)
+    _, may = granting(
+        Access("use", "serviceaccounts", name="fraud-serving"),
+        _s3 := Access("get", "secrets", name="s3"),
+    )
+    admit_delegation(
+        "ModelDeployment",
+        md(
+            serviceAccountName="fraud-serving",
+            storage={"secretRef": {"name": "s3"}},
+            modelRef={"name": "lax"},
+        ),
+        old,
+        may,
+    )
+
+    def hook(url: str) -> dict[str, Any]:
+        return {
+            "kind": "RegisteredModel",
+            "spec": {"notifications": [{"url": url, "secretRef": {"name": "hmac"}}]},
+        }
+
+    _, may = granting()
+    admit_delegation("RegisteredModel", hook("https://a"), hook("https://a"), may)
+    with pytest.raises(
+        Denied, match=r"notifications\[0\].secretRef: .*used anew: for https://evil"
+    ):
+        admit_delegation("RegisteredModel", hook("https://evil"), hook("https://a"), may)
 
 
 def test_pull_secrets_and_notification_secrets_are_checked_per_entry():

@@ -37,6 +37,7 @@ class FakeKube:
     def __init__(self) -> None:
         self.versions: dict[str, Obj] = {}
         self.dep: Obj | None = None
+        self.svc: Obj | None = None
         self.applied: list[str] = []
         self.scaled = 0
         self.md: Obj = {
@@ -66,11 +67,15 @@ class FakeKube:
     def get_deployment(self, namespace: str, name: str) -> Obj | None:
         return copy.deepcopy(self.dep)
 
+    def get_service(self, namespace: str, name: str) -> Obj | None:
+        return copy.deepcopy(self.svc)
+
     def pods(self, namespace: str, selector: str) -> list[Obj]:
         return []
 
     def apply(self, obj: Obj) -> None:
         if obj["kind"] != "Deployment":
+            self.svc = copy.deepcopy(obj)
             return
         obj = copy.deepcopy(obj)
         obj["metadata"]["generation"] = 1
@@ -284,3 +289,32 @@ def test_the_recorded_checksum_is_checked_at_pod_start(spec_sha: str | None, use
     assert k.dep is not None
     args = k.template(k.dep)["spec"]["initContainers"][0]["args"]
     assert args[-2:] == ["--sha256", used]
+
+
+FOREIGN = {"metadata": {"name": "serve", "namespace": "ns", "ownerReferences": []}, "spec": {}}
+
+
+@pytest.mark.parametrize("kind", ["dep", "svc"])
+def test_a_foreign_object_of_the_same_name_is_never_written(kind: str) -> None:
+    k = FakeKube()
+    k.versions["v1"] = version("v1", 1)
+    setattr(k, kind, copy.deepcopy(FOREIGN))
+    assert reconcile(k) == ["NameConflict"]
+    assert k.applied == []
+    assert k.scaled == 0
+    assert getattr(k, kind) == FOREIGN
+    assert k.condition("Ready") == ("False", "NameConflict")
+    assert "currentVersion" not in k.status()
+    assert reconcile(k) == []  # said once
+    setattr(k, kind, None)  # its owner removed it: modelreg goes on
+    reconcile(k)
+    assert k.applied == ["1"]
+
+
+def test_a_foreign_deployment_that_replaced_the_served_one_is_not_scaled() -> None:
+    k = serving_v1()
+    k.dep = copy.deepcopy(FOREIGN)
+    k.versions["v1"]["status"]["conditions"][0].update(status="False", reason="Rejected")
+    assert reconcile(k) == ["NameConflict"]
+    assert k.scaled == 0
+    assert k.dep == FOREIGN

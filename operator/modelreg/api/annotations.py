@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 from pydantic import TypeAdapter
 
-from modelreg.api.model_version import ApprovalDecision
+from modelreg.api.model_version import ApprovalDecision, ArchiveAction, ArchiveDecision
 
 PREFIX = "modelreg.dev"
 
@@ -39,11 +39,29 @@ SIGNATURE = f"{PREFIX}/record-signature"
 #: retention policy did)
 ARCHIVED_BY = f"{PREFIX}/archived-by"
 
+#: system-managed: every archive and un-archive (JSON, oldest first), so an un-archive
+#: never erases who retired the version and why
+ARCHIVE_RECORD = f"{PREFIX}/archive-decisions"
+
 #: what the signature covers
-SIGNED = (REGISTERED_BY, NUMBER, DECISIONS, ARCHIVED_BY)
-SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT, NUMBER, SIGNATURE, ARCHIVED_BY)
+SIGNED = (REGISTERED_BY, NUMBER, DECISIONS, ARCHIVED_BY, ARCHIVE_RECORD)
+#: added to SIGNED later: left out of the signed payload while absent, so records signed
+#: before each was added still verify
+SIGNED_WHEN_PRESENT = (ARCHIVED_BY, ARCHIVE_RECORD)
+SYSTEM = (DECISIONS, REGISTERED_BY, CREATED_AT, NUMBER, SIGNATURE, ARCHIVED_BY, ARCHIVE_RECORD)
+
+#: kopf's own bookkeeping on every modelreg object (finalizer, handler progress) lives
+#: under this prefix (controller/settings.py): only the operator writes it. kopf hides
+#: annotations with its prefix from diffs, and the contract's modelreg.dev/* annotations
+#: must stay visible, hence a prefix of its own
+KOPF_PREFIX = "kopf.modelreg.dev"
+
+
+def kopf_owned(key: str) -> bool:
+    return key.startswith(f"{KOPF_PREFIX}/")
 
 _DECISIONS = TypeAdapter(list[ApprovalDecision])
+_ARCHIVE_RECORD = TypeAdapter(list[ArchiveDecision])
 
 
 def decisions(annotations: Mapping[str, str] | None) -> list[ApprovalDecision]:
@@ -57,4 +75,34 @@ def encode_decisions(items: list[ApprovalDecision]) -> str:
 
 
 def is_archived(annotations: Mapping[str, str] | None) -> bool:
+    """Whether the ``archived`` annotation asks for the version to be retired."""
     return (annotations or {}).get(ARCHIVED, "").lower() == "true"
+
+
+def archive_record(annotations: Mapping[str, str] | None) -> list[ArchiveDecision]:
+    """The recorded archives and un-archives (oldest first)."""
+    raw = (annotations or {}).get(ARCHIVE_RECORD)
+    return _ARCHIVE_RECORD.validate_json(raw) if raw else []
+
+
+def encode_archive_record(items: list[ArchiveDecision]) -> str:
+    return json.dumps([d.to_api() for d in items], separators=(",", ":"))
+
+
+def last_archive(annotations: Mapping[str, str] | None) -> ArchiveDecision | None:
+    """The latest archive or un-archive on record (None: none, or unreadable)."""
+    try:
+        trail = archive_record(annotations)
+    except ValueError:
+        return None
+    return trail[-1] if trail else None
+
+
+def retired(annotations: Mapping[str, str] | None) -> bool:
+    """Whether the version is archived: by its annotation, or by the last entry of its
+    archive record (an annotation removed while the webhook was not there to record an
+    un-archive does not bring a version back). An unreadable record: archived."""
+    if is_archived(annotations) or not (annotations or {}).get(ARCHIVE_RECORD):
+        return is_archived(annotations)
+    last = last_archive(annotations)
+    return last is None or last.action == ArchiveAction.ARCHIVED

@@ -191,6 +191,24 @@ class ApprovalDecision(ApiModel):
     """When the decision was admitted."""
 
 
+class ArchiveAction(StrEnum):
+    ARCHIVED = "Archived"
+    UNARCHIVED = "Unarchived"
+
+
+class ArchiveDecision(ApiModel):
+    """One archive or un-archive, recorded by the system from the admission request."""
+
+    user: UserName
+    """Who archived or un-archived, as authenticated by the API server."""
+    action: ArchiveAction
+    """Archived or Unarchived."""
+    comment: Annotated[str, StringConstraints(max_length=1024)] = ""
+    """Why (modelreg.dev/archive-comment at the time)."""
+    time: dt.datetime
+    """When it was admitted."""
+
+
 class Approval(ApiModel):
     """The approval state and its record."""
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from modelreg import policy, record
 from modelreg.api import annotations as ann
-from modelreg.api.model_version import ApprovalDecision, Decision
+from modelreg.api.model_version import ApprovalDecision, ArchiveAction, ArchiveDecision, Decision
 from modelreg.api.registered_model import ApprovalPolicy, SecurityPolicy
 from modelreg.approval import Requester, denial
 
@@ -27,6 +27,9 @@ PolicyLookup = Callable[[str], ApprovalPolicy | None]
 ServingLookup = Callable[[str], list[str]]
 #: the security policy of a model (None: the model does not exist)
 SecurityLookup = Callable[[str], SecurityPolicy | None]
+#: whether the requester may archive and un-archive versions of a model: whether they
+#: may update the RegisteredModel (a SubjectAccessReview), or are the operator itself
+RetireCheck = Callable[[str], bool]
 
 
 #: the most decisions one version can hold (``status.approval.decisions`` is bounded too)
@@ -54,6 +57,8 @@ def admit_version(
     created_ns: int,
     serving: ServingLookup = lambda _: [],
     security_of: SecurityLookup = lambda _: None,
+    *,
+    may_retire: RetireCheck,
 ) -> dict[str, str | None]:
     """The annotation changes to make to ``new`` (None removes); raises :class:`Denied`."""
     new_ann, old_ann = _annotations(new), _annotations(old)
@@ -88,19 +93,7 @@ def admit_version(
                 f"annotation {key} is written by modelreg only: it must not be added, "
                 "changed or removed"
             )
-    changes: dict[str, str | None] = {}
-    if ann.is_archived(old_ann) and not ann.is_archived(new_ann):
-        changes[ann.ARCHIVED_BY] = None
-    if ann.is_archived(new_ann) and not ann.is_archived(old_ann):
-        changes[ann.ARCHIVED_BY] = requester.user
-        # asked of the ModelDeployments themselves: the version's status.deployments is
-        # derived from them and may lag behind a rollout that just happened
-        serving_now = serving(name)
-        if serving_now:
-            raise Denied(
-                f"ModelVersion {name} must not be archived while ModelDeployment(s) "
-                f"{', '.join(serving_now)} serve it: point them at another version first"
-            )
+    changes = _retirement(new, old_ann, new_ann, requester, now, serving, may_retire)
     if ann.APPROVAL not in new_ann:
         return changes
     value = new_ann[ann.APPROVAL]
@@ -144,6 +137,73 @@ def admit_version(
     return changes
 
 
+def _retirement(
+    new: Obj,
+    old_ann: Mapping[str, str],
+    new_ann: Mapping[str, str],
+    requester: Requester,
+    now: dt.datetime,
+    serving: ServingLookup,
+    may_retire: RetireCheck,
+) -> dict[str, str | None]:
+    """An archive or un-archive: a decision of those who may update the model, appended
+    to the signed archive record (who, why, when), which nobody can erase."""
+    archiving = ann.is_archived(new_ann) and not ann.is_archived(old_ann)
+    if not archiving and not (ann.is_archived(old_ann) and not ann.is_archived(new_ann)):
+        return {}
+    name = new.get("metadata", {}).get("name", "")
+    model = ((new.get("spec") or {}).get("modelRef") or {}).get("name", "")
+    verb = "archive" if archiving else "un-archive"
+    if not may_retire(model):
+        raise Denied(
+            f"you may not {verb} ModelVersion {name}: archiving and un-archiving are "
+            f"decisions of those who may update RegisteredModel {model!r} (RBAC update "
+            "registeredmodels); ask its owner"
+        )
+    if archiving:
+        # asked of the ModelDeployments themselves: the version's status.deployments is
+        # derived from them and may lag behind a rollout that just happened
+        serving_now = serving(name)
+        if serving_now:
+            raise Denied(
+                f"ModelVersion {name} must not be archived while ModelDeployment(s) "
+                f"{', '.join(serving_now)} serve it: point them at another version first"
+            )
+    trail = ann.archive_record(old_ann)
+    if len(trail) >= MAX_DECISIONS:
+        raise Denied(
+            f"ModelVersion {name} already holds {MAX_DECISIONS} archive decisions, the most "
+            "one version can record"
+        )
+    trail.append(
+        ArchiveDecision(
+            user=requester.user,
+            action=ArchiveAction.ARCHIVED if archiving else ArchiveAction.UNARCHIVED,
+            comment=new_ann.get(ann.ARCHIVE_COMMENT, "")[:1024],
+            time=now,
+        )
+    )
+    return {
+        ann.ARCHIVED_BY: requester.user if archiving else None,
+        ann.ARCHIVE_RECORD: ann.encode_archive_record(trail),
+    }
+
+
+def admit_bookkeeping(new: Obj, old: Obj | None, requester: str, operator: str | None) -> None:
+    """Refuse a change of kopf's own state (``kopf.modelreg.dev/*`` annotations: handler
+    progress) by anyone but the operator: written by hand, it can make the operator
+    believe a handler ran or is waiting, and so freeze an object. Raises :class:`Denied`."""
+    if operator is not None and requester == operator:
+        return
+    new_ann, old_ann = _annotations(new), _annotations(old)
+    for key in sorted({*new_ann, *old_ann}):
+        if ann.kopf_owned(key) and new_ann.get(key) != old_ann.get(key):
+            raise Denied(
+                f"annotation {key} is the operator's own bookkeeping, written by modelreg "
+                "only: it must not be added, changed or removed"
+            )
+
+
 def admit_record(
     operation: str,
     new: Obj,
@@ -175,7 +235,7 @@ def admit_record(
                 f"annotation {ann.REGISTERED_BY} must name the requesting user "
                 f"{requester.user!r}, and it names {new_ann.get(ann.REGISTERED_BY)!r} {after}"
             )
-        for key_ in (ann.DECISIONS, ann.ARCHIVED_BY):
+        for key_ in (ann.DECISIONS, ann.ARCHIVED_BY, ann.ARCHIVE_RECORD):
             if key_ in new_ann:
                 raise Denied(f"annotation {key_} must not be set at creation; it was {after}")
     else:
@@ -218,12 +278,25 @@ def _check_archived_by(
 ) -> None:
     archived_now, archived_before = ann.is_archived(new_ann), ann.is_archived(old_ann)
     expected = old_ann.get(ann.ARCHIVED_BY)
+    action: ArchiveAction | None = None
     if archived_now and not archived_before:
-        expected = requester.user
+        expected, action = requester.user, ArchiveAction.ARCHIVED
     elif archived_before and not archived_now:
-        expected = None
+        expected, action = None, ArchiveAction.UNARCHIVED
     if new_ann.get(ann.ARCHIVED_BY) != expected:
         raise Denied(f"annotation {ann.ARCHIVED_BY} must be {expected!r}, and it was set {after}")
+    before, now_ = ann.archive_record(old_ann), ann.archive_record(new_ann)
+    added = now_[len(before) :]
+    if now_[: len(before)] != before or len(added) != (action is not None):
+        raise Denied(
+            f"annotation {ann.ARCHIVE_RECORD} was rewritten {after}: it is only ever "
+            "appended, one entry per archive or un-archive"
+        )
+    if added and (added[0].user != requester.user or added[0].action != action):
+        raise Denied(
+            f"the entry added to {ann.ARCHIVE_RECORD} is not {requester.user!r}'s own "
+            f"{action} of this request {after}"
+        )
 
 
 def deployment_requests(operation: str, new: Obj, old: Obj | None) -> list[tuple[str, str]]:
@@ -275,22 +348,35 @@ def _secret(name: str) -> Access:
     return Access("get", "secrets", name=name)
 
 
-def delegated(kind: str, spec: Obj) -> dict[str, Access]:
-    """The fields of a spec that make the operator use something on its author's behalf."""
-    asks: dict[str, Access] = {}
+def delegated(kind: str, spec: Obj) -> dict[str, tuple[Access, tuple[str, ...]]]:
+    """The fields of a spec that make the operator use something on its author's behalf,
+    each with what it is used for: the permission and its purpose."""
+    asks: dict[str, tuple[Access, tuple[str, ...]]] = {}
     if kind == "ModelDeployment":
+        # what runs under the ServiceAccount and what the Secret fetches: the versions of
+        # this model (under its policy), or the one pinned
+        pin = spec.get("version") or {}
+        serves = (
+            f"model {(spec.get('modelRef') or {}).get('name', '')}",
+            f"version {pin.get('name') or pin.get('number')}" if pin else "",
+        )
         if account := spec.get("serviceAccountName"):
-            asks["spec.serviceAccountName"] = Access("use", "serviceaccounts", name=account)
+            asks["spec.serviceAccountName"] = (
+                Access("use", "serviceaccounts", name=account),
+                serves,
+            )
         if secret := ((spec.get("storage") or {}).get("secretRef") or {}).get("name"):
-            asks["spec.storage.secretRef"] = _secret(secret)
+            asks["spec.storage.secretRef"] = (_secret(secret), serves)
     elif kind == "ModelVersion":
         for i, ref in enumerate((spec.get("image") or {}).get("pullSecrets") or []):
             if name := (ref or {}).get("name"):
-                asks[f"spec.image.pullSecrets[{i}]"] = _secret(name)
+                image = (spec.get("image") or {}).get("reference", "")
+                asks[f"spec.image.pullSecrets[{i}]"] = (_secret(name), (image,))
     elif kind == "RegisteredModel":
         for i, hook in enumerate(spec.get("notifications") or []):
             if name := ((hook or {}).get("secretRef") or {}).get("name"):
-                asks[f"spec.notifications[{i}].secretRef"] = _secret(name)
+                url = str((hook or {}).get("url", ""))
+                asks[f"spec.notifications[{i}].secretRef"] = (_secret(name), (url,))
     return asks
 
 
@@ -303,18 +389,29 @@ def admit_delegation(kind: str, new: Obj, old: Obj | None, may: AccessCheck) -> 
     Secrets it resolves and pulls the image with (ModelVersion), the Secret it signs
     notifications with (RegisteredModel). Kubernetes lets anyone who may create
     Deployments use all of these; anyone else needs each one granted: ``get`` on the
-    Secret, the custom verb ``use`` on the ServiceAccount. Only what this request adds or
-    changes is checked, so editing ``replicas`` of a deployment an admin set up needs no
-    more than the right to edit it.
+    Secret, the custom verb ``use`` on the ServiceAccount. What this request adds, or
+    puts to another use, is checked: editing ``replicas`` of a deployment an admin set
+    up needs no more than the right to edit it, but pointing it at another model (or
+    version) is asking anew for its ServiceAccount and Secret, and so is sending a
+    notification signed with a Secret to another URL.
     """
     before = set(delegated(kind, (old or {}).get("spec") or {}).values())
-    asks = [(f, a) for f, a in delegated(kind, new.get("spec") or {}).items() if a not in before]
-    missing = [(f, a) for f, a in asks if not may(a)]
+    asks = [
+        (f, use[0], use[1])
+        for f, use in delegated(kind, new.get("spec") or {}).items()
+        if use not in before
+    ]
+    missing = [(f, a, purpose) for f, a, purpose in asks if not may(a)]
     if not missing or may(CREATE_DEPLOYMENTS):
         return
-    field, access = missing[0]
+    field, access, purpose = missing[0]
+    again = (
+        f" (it is used anew: for {', '.join(p for p in purpose if p)})"
+        if old is not None and access in {a for a, _ in before}
+        else ""
+    )
     raise Denied(
-        f"{field}: you may not {access} in this namespace, and modelreg uses it only for "
-        f"someone who could ({access}, or {CREATE_DEPLOYMENTS}); ask a namespace admin for "
-        "that RBAC permission, or remove the field"
+        f"{field}: you may not {access} in this namespace{again}, and modelreg uses it "
+        f"only for someone who could ({access}, or {CREATE_DEPLOYMENTS}); ask a namespace "
+        "admin for that RBAC permission, or remove the field"
     )

@@ -159,3 +159,15 @@ def inject_ca_bundle(
             log.info(f"wrote the webhook CA into {kind} {configuration} ({', '.join(outdated)})")
             stale += outdated
     return stale
+
+
+def whoami(api: kubernetes.client.ApiClient) -> str:
+    """The operator's own user name, as the API server authenticates it (and as admission
+    requests name it): what only the operator may write is told apart by it."""
+    review = kubernetes.client.AuthenticationV1Api(api).create_self_subject_review(
+        kubernetes.client.V1SelfSubjectReview()
+    )
+    user = review.status.user_info if review.status else None
+    if user is None or not user.username:
+        raise RuntimeError("the API server did not say who the operator is (SelfSubjectReview)")
+    return str(user.username)

@@ -27,10 +27,10 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
+from modelreg.api import annotations as ann
+
 Obj = dict[str, Any]
 
-#: annotations kopf writes for its own bookkeeping (settings.persistence)
-_KOPF_PREFIX = "kopf.modelreg.dev/"
 _METADATA = ("name", "namespace", "uid", "generation", "resourceVersion", "creationTimestamp")
 
 
@@ -42,7 +42,7 @@ def slim(body: Mapping[str, Any]) -> Obj:
         if key in meta:
             kept[key] = meta[key]
     annotations = {
-        k: v for k, v in (meta.get("annotations") or {}).items() if not k.startswith(_KOPF_PREFIX)
+        k: v for k, v in (meta.get("annotations") or {}).items() if not ann.kopf_owned(k)
     }
     if annotations:
         kept["annotations"] = annotations

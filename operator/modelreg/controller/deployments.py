@@ -48,6 +48,13 @@ class Stale(Exception):
     """A version chosen from the index turned out to have changed on the API server."""
 
 
+def controlled_by(obj: dict[str, Any], uid: str) -> bool:
+    """Whether ``obj`` is controlled by the object with ``uid`` (its controller owner
+    reference): modelreg changes a Deployment or Service only if it is its ModelDeployment's."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return bool(uid) and any(r.get("controller") and r.get("uid") == uid for r in refs)
+
+
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -84,7 +91,7 @@ def _candidate(
     # with validation.skip [Image] nothing was resolved: the reference itself must be
     # a digest, since a Deployment never runs a tag (it could change under the approval)
     pinned = bool(resolved) or "@sha256:" in (mv["spec"].get("image") or {}).get("reference", "")
-    deployable = ready.get("status") == "True" and pinned and not ann.is_archived(annotations)
+    deployable = ready.get("status") == "True" and pinned and not ann.retired(annotations)
     reason = str(ready.get("reason", "Pending"))
     if ready.get("status") == "True" and not pinned:
         reason = "ImageNotPinned"
@@ -138,6 +145,7 @@ class _Run:
         meta = body["metadata"]
         self.name, self.namespace = meta["name"], meta["namespace"]
         self.generation = meta.get("generation")
+        self.uid = str(meta.get("uid", ""))
         self.annotations = meta.get("annotations") or {}
         self.spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
         self.old = ModelDeploymentStatus.model_validate(body.get("status") or {})
@@ -322,6 +330,8 @@ class _Run:
             else None
         )
         dep = self.kube.get_deployment(self.namespace, self.name)
+        if self.name_taken(dep):
+            return self.finish()
         current = self.status.current_version
         cur = by_name.get(current.name) if current else None
 
@@ -435,6 +445,31 @@ class _Run:
             self.condition("Ready", UNKNOWN, "RollingOut", f"rolling out {t.name}")
         return self.finish()
 
+    def name_taken(self, dep: dict[str, Any] | None) -> bool:
+        """Whether a Deployment or Service of this name exists that is not this
+        ModelDeployment's: then modelreg writes nothing (neither applies, adopts nor
+        scales it), since it changes only what it created, and says so once."""
+        svc = self.kube.get_service(self.namespace, self.name)
+        taken = [
+            kind
+            for kind, obj in (("Deployment", dep), ("Service", svc))
+            if obj is not None and not controlled_by(obj, self.uid)
+        ]
+        if not taken:
+            return False
+        what = " and a ".join(taken)
+        message = (
+            f"a {what} named {self.name} exists in {self.namespace} and is not this "
+            "ModelDeployment's: modelreg changes only what it created, so nothing is rolled "
+            "out; rename the ModelDeployment, or have its owner remove that object"
+        )
+        before = conditions.find(self.status.conditions, "Ready")
+        if before is None or before.reason != "NameConflict" or before.message != message:
+            self.events.append(("Warning", "NameConflict", message))
+        self.condition("Ready", FALSE, "NameConflict", message)
+        self.condition("Progressing", FALSE, "NameConflict", message)
+        return True
+
     def finish(self) -> Outcome:
         new, old = self.status.to_api(), self.old.to_api()
         return Outcome(merge_patch(old, new) if new != old else None, self.events)
@@ -475,7 +510,7 @@ def sync_version_stages(kube: Kube, namespace: str, model: str) -> None:
         status = mv.get("status") or {}
         deployments = sorted(serving.get(name, []), key=lambda d: d["name"])
         stages = {d["stage"] for d in deployments}
-        if ann.is_archived(mv["metadata"].get("annotations")):
+        if ann.retired(mv["metadata"].get("annotations")):
             stage = Stage.ARCHIVED
         elif Stage.PRODUCTION in stages:
             stage = Stage.PRODUCTION

@@ -50,6 +50,9 @@ _diffbase = diffbase.MemoryDiffBaseStorage(prefix="kopf.modelreg.dev")
 _notifier: Notifier | None = None
 _stores = StoreConfig.from_env()
 _record_key = record.key_from_env()
+#: the operator's own user name (SelfSubjectReview at start-up): only it writes kopf's
+#: bookkeeping and archives for the retention policy without asking RBAC
+_operator_user: str | None = None
 #: where the webhook server listens, once configured (the readiness probe connects to it)
 _webhook_address: tuple[str, int] | None = None
 
@@ -101,6 +104,8 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _diffbase
     _diffbase = diffbase.MemoryDiffBaseStorage(prefix=KOPF_PREFIX)
     settings.persistence.diffbase_storage = _diffbase
+    global _operator_user
+    _operator_user = bootstrap.whoami(load_client())
     global _record_key
     namespace, key_secret = os.environ.get("MODELREG_NAMESPACE"), record.secret_from_env()
     if key_secret:
@@ -297,6 +302,7 @@ def _record_decisions(
             time.time_ns(),
             _serving_lookup(namespace or ""),
             models.security,
+            may_retire=_retire_check(userinfo, namespace or ""),
         )
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
@@ -352,12 +358,26 @@ def _access_check(userinfo: kopf.UserInfo, namespace: str) -> admission.AccessCh
     return may
 
 
+def _retire_check(userinfo: kopf.UserInfo, namespace: str) -> admission.RetireCheck:
+    may = _access_check(userinfo, namespace)
+
+    def check(model: str) -> bool:
+        if _operator_user is not None and userinfo.get("username") == _operator_user:
+            return True  # the retention policy, the owner's own rule
+        return may(admission.Access("update", "registeredmodels", GROUP, model))
+
+    return check
+
+
 def _check_delegation(
     webhook: str, body: kopf.Body, userinfo: kopf.UserInfo, **kwargs: Any
 ) -> None:
     """Refuse an object naming a ServiceAccount or Secret its author could not use
     themselves: the operator must not be a confused deputy. Changes nothing."""
     with _review(webhook, kwargs["operation"]):
+        admission.admit_bookkeeping(
+            body, kwargs.get("old"), userinfo.get("username", ""), _operator_user
+        )
         admission.admit_delegation(
             body.get("kind", ""),
             body,
@@ -379,6 +399,7 @@ def _guard_version(
     author's to use, and its approval record is what approval-record made of it."""
     requester = Requester.of(userinfo)
     with _review("version-guard", kwargs["operation"]):
+        admission.admit_bookkeeping(body, kwargs.get("old"), requester.user, _operator_user)
         admission.admit_delegation(
             "ModelVersion", body, kwargs.get("old"), _access_check(userinfo, namespace or "")
         )
@@ -489,7 +510,7 @@ def _consequential(body: kopf.Body) -> tuple[Any, ...]:
         (status.get("image") or {}).get("resolved"),
         annotations.get(ann.DECISIONS),
         annotations.get(ann.SIGNATURE),
-        ann.is_archived(annotations),
+        ann.retired(annotations),
     )
 
 

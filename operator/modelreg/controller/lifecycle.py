@@ -56,7 +56,7 @@ def apply_retention(kube: Kube, namespace: str, model: str, rm: dict[str, Any]) 
                 approval=ApprovalState(
                     (status.get("approval") or {}).get("state", ApprovalState.PENDING)
                 ),
-                archived=ann.is_archived(mv["metadata"].get("annotations")),
+                archived=ann.retired(mv["metadata"].get("annotations")),
                 in_use=name in names or number in numbers or bool(status.get("deployments")),
             )
         )

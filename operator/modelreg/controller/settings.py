@@ -10,6 +10,8 @@ from pathlib import Path
 
 import kopf
 
+from modelreg.api import annotations as ann
+
 
 def _list(value: str | None) -> tuple[str, ...]:
     return tuple(v.strip() for v in (value or "").split(",") if v.strip())
@@ -105,10 +107,7 @@ def accepts_connections(address: tuple[str, int], timeout: float = 2.0) -> str |
         return f"{address[0]}:{address[1]}: {e}"
 
 
-#: kopf's own bookkeeping (finalizer, progress) lives under this prefix: kopf hides
-#: annotations with its prefix from diffs, and the contract's modelreg.dev/* annotations
-#: must stay visible
-KOPF_PREFIX = "kopf.modelreg.dev"
+KOPF_PREFIX = ann.KOPF_PREFIX
 
 
 def tune(settings: kopf.OperatorSettings) -> None:

@@ -232,15 +232,18 @@ def reconcile_version(
         conds, APPROVED, approved_status, result.reason, result.message, gen, _now()
     )
 
-    archived = ann.is_archived(annotations)
+    archived = ann.retired(annotations)
     events: list[tuple[str, str, str]] = []
     if archived:
         before = conditions.find(old.conditions, READY)
         # by the Ready reason, which only this reconcile writes (status.stage is also
         # derived by the deployments' reconcile, and may already say Archived)
         if before is None or before.reason != "Archived":
-            by = annotations.get(ann.ARCHIVED_BY) or "unknown"
-            why = annotations.get(ann.ARCHIVE_COMMENT)
+            # from the signed archive record (verified above), which only the archivist
+            # wrote: the comment annotation may have been edited since
+            last = ann.last_archive(annotations)
+            by = last.user if last else annotations.get(ann.ARCHIVED_BY) or "unknown"
+            why = last.comment if last else annotations.get(ann.ARCHIVE_COMMENT)
             events.append(
                 ("Normal", "VersionArchived", f"archived by {by}" + (f": {why}" if why else ""))
             )
