@@ -5,7 +5,7 @@ import pytest
 
 from modelreg import record
 from modelreg.api import annotations as ann
-from modelreg.api.model_version import ApprovalDecision, Decision
+from modelreg.api.model_version import ApprovalDecision, ArchiveAction, ArchiveDecision, Decision
 from modelreg.api.registered_model import ApprovalPolicy, Approvers, SecurityPolicy
 from modelreg.approval import Requester
 from modelreg.controller.admission import (
@@ -16,6 +16,7 @@ from modelreg.controller.admission import (
     admit_bookkeeping,
     admit_delegation,
     admit_record,
+    admit_size,
     admit_version,
     deployment_requests,
 )
@@ -417,3 +418,52 @@ def test_deployment_requests_name_what_the_user_asked_for():
         "DeploymentChangeRequested",
         "ManualRollbackRequested",
     ]
+
+
+def test_user_metadata_is_bounded_so_the_record_always_fits():
+    big = mv(**{f"pad-{i}": "x" * 100 for i in range(700)})  # ~75 KB
+    with pytest.raises(Denied, match="so that its approval record always fits"):
+        admit_size(big, mv())
+    admit_size(big, big)  # an unchanged (or shrinking) version past it may still change
+    system = mv(**{ann.DECISIONS: "x" * 200_000, "kopf.modelreg.dev/v": "y" * 50_000})
+    admit_size(system, mv())  # modelreg's and kopf's own are not counted
+
+
+def decided(n: int, decision: str, comment: str = "c" * 1024) -> dict[str, Any]:
+    record = [
+        ApprovalDecision(user=f"u{i}", decision=Decision(decision), comment=comment, time=NOW)
+        for i in range(n)
+    ]
+    return mv(**{ann.DECISIONS: ann.encode_decisions(record)})
+
+
+def test_a_rejection_always_fits_and_an_approval_does_not_grow_the_record_forever():
+    approvals = decided(100, "Approved")  # ~110 KB: past APPROVALS_BYTES
+    asked = mv_with(approvals, ann.APPROVAL, "Approved")
+    with pytest.raises(Denied, match="for an approval: register a new version"):
+        admit("UPDATE", asked, approvals)
+    rejected = admit("UPDATE", mv_with(approvals, ann.APPROVAL, "Rejected"), approvals)
+    assert ann.decisions({ann.DECISIONS: str(rejected[ann.DECISIONS])})[-1].decision == "Rejected"
+    full = decided(150, "Approved")  # past REJECTIONS_BYTES: recorded without comment
+    asked = mv_with(full, ann.APPROVAL_COMMENT, "why")
+    changes = admit("UPDATE", mv_with(asked, ann.APPROVAL, "Rejected"), full)
+    last = ann.decisions({ann.DECISIONS: str(changes[ann.DECISIONS])})[-1]
+    assert (last.decision, last.comment) == ("Rejected", "")
+    again = decided(150, "Rejected")  # the last word is a rejection already: nothing changes
+    with pytest.raises(Denied, match="already a rejection"):
+        admit("UPDATE", mv_with(again, ann.APPROVAL, "Rejected"), again)
+
+
+def test_an_archive_always_fits():
+    entries = [
+        ArchiveDecision(user="dana", action=a, comment="c" * 1024, time=NOW)
+        for a in [ArchiveAction.ARCHIVED, ArchiveAction.UNARCHIVED] * 8
+    ]
+    long = mv(**{ann.ARCHIVE_RECORD: ann.encode_archive_record(entries)})  # ~17 KB
+    changes = admit("UPDATE", mv_with(long, ann.ARCHIVED, "true"), long)
+    assert (
+        ann.archive_record({ann.ARCHIVE_RECORD: str(changes[ann.ARCHIVE_RECORD])})[-1].comment == ""
+    )
+    archived = mv_with(long, ann.ARCHIVED, "true")
+    with pytest.raises(Denied, match="too often to record another un-archive"):
+        admit("UPDATE", long, archived)

@@ -189,3 +189,32 @@ def test_repointing_an_admins_deployment_asks_for_its_service_account_again(
     message = denied(lambda: patch({"version": {"name": "v1-other"}}))
     assert "used anew" in message
     assert registry.get(MD, "serve")["spec"]["modelRef"] == {"name": "m"}
+
+
+def test_a_version_grown_after_approval_can_still_be_revoked(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """dana piles labels on her approved, served version (item 7): once its admission
+    review outgrew the webhook server's limit, every update failed with 413, a rejection
+    included, so the version could never be revoked. Growth past the bound is refused;
+    the rejection and an archive go through, and the deployment scales to zero."""
+    registry.model("m")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    registry.create(MD, "ModelDeployment", "serve", {"modelRef": {"name": "m"}})
+    served(registry, "v1")
+    refused = ""
+    for i in range(40):  # 40 x 200 labels of ~100 bytes: 800 KB, doubled in managedFields
+        labels = {f"pad-{i}-{j:03}": "x" * 60 for j in range(200)}
+        try:
+            registry.api("dana").patch_namespaced_custom_object(
+                "modelreg.dev", "v1alpha1", registry.namespace, MV, "v1",
+                {"metadata": {"labels": labels}},
+            )  # fmt: skip
+        except kubernetes.client.ApiException as e:
+            refused = str(e.body)
+            break
+    assert "so that its approval record always fits" in refused
+    registry.reject("v1", "alice", "x" * 1024)
+    registry.wait_condition(MD, "serve", "Ready", "False", "NoDeployableVersion")
+    registry.annotate("v1", "dana", archived="true", archive_comment="y" * 1024)
+    registry.wait_condition(MV, "v1", "Ready", "False", "Archived")

@@ -60,6 +60,7 @@ KOPF_PREFIX = "kopf.modelreg.dev"
 def kopf_owned(key: str) -> bool:
     return key.startswith(f"{KOPF_PREFIX}/")
 
+
 _DECISIONS = TypeAdapter(list[ApprovalDecision])
 _ARCHIVE_RECORD = TypeAdapter(list[ArchiveDecision])
 

@@ -35,6 +35,21 @@ RetireCheck = Callable[[str], bool]
 #: the most decisions one version can hold (``status.approval.decisions`` is bounded too)
 MAX_DECISIONS = 256
 
+# Sizes, as the API server counts annotations (key and value lengths; it refuses a total
+# over 256 KiB): the bounds below keep a revocation within it whatever users wrote before
+# (docs/security.md, "Revocation always fits").
+#: labels and annotations users write (all but modelreg's and kopf's own): an update
+#: that grows them past this is refused
+USER_METADATA_BYTES = 64 * 1024
+#: the decisions record: no Approved decision is recorded past this
+APPROVALS_BYTES = 96 * 1024
+#: past this a Rejected decision is recorded without its comment, and one that repeats
+#: the last decision (which changes nothing) is refused
+REJECTIONS_BYTES = 144 * 1024
+#: the archive record: past this an archive is recorded without its comment, and no
+#: un-archive is accepted
+ARCHIVE_RECORD_BYTES = 16 * 1024
+
 #: how far a new decision's recorded time may be from the validating webhook's clock
 DECISION_CLOCK_SKEW = dt.timedelta(minutes=5)
 
@@ -117,18 +132,21 @@ def admit_version(
     if why:
         raise Denied(why)
     recorded = ann.decisions(old_ann)
-    if len(recorded) >= MAX_DECISIONS:
-        raise Denied(
-            f"ModelVersion {name} already holds {MAX_DECISIONS} decisions, the most one "
-            "version can record: register a new version to decide again"
-        )
+    size = len(old_ann.get(ann.DECISIONS, ""))
+    full = (
+        f"ModelVersion {name} already holds {len(recorded)} decisions ({size} bytes), the "
+        "most one version records"
+    )
+    comment = new_ann.get(ann.APPROVAL_COMMENT, "")[:1024]
+    if value == Decision.APPROVED and (len(recorded) >= MAX_DECISIONS or size > APPROVALS_BYTES):
+        raise Denied(f"{full} for an approval: register a new version to decide again")
+    if value == Decision.REJECTED and (len(recorded) >= MAX_DECISIONS or size > REJECTIONS_BYTES):
+        # a revocation always fits: only a rejection that changes nothing is refused
+        if recorded and recorded[-1].decision == Decision.REJECTED:
+            raise Denied(f"{full}, and the last one is already a rejection")
+        comment = ""
     recorded.append(
-        ApprovalDecision(
-            user=requester.user,
-            decision=Decision(value),
-            comment=new_ann.get(ann.APPROVAL_COMMENT, "")[:1024],
-            time=now,
-        )
+        ApprovalDecision(user=requester.user, decision=Decision(value), comment=comment, time=now)
     )
     changes[ann.DECISIONS] = ann.encode_decisions(recorded)
     changes[ann.APPROVAL] = None
@@ -170,16 +188,19 @@ def _retirement(
                 f"{', '.join(serving_now)} serve it: point them at another version first"
             )
     trail = ann.archive_record(old_ann)
-    if len(trail) >= MAX_DECISIONS:
-        raise Denied(
-            f"ModelVersion {name} already holds {MAX_DECISIONS} archive decisions, the most "
-            "one version can record"
-        )
+    comment = new_ann.get(ann.ARCHIVE_COMMENT, "")[:1024]
+    if len(old_ann.get(ann.ARCHIVE_RECORD, "")) > ARCHIVE_RECORD_BYTES:
+        if not archiving:
+            raise Denied(
+                f"ModelVersion {name} has been archived and un-archived too often to record "
+                "another un-archive: register it again as a new version"
+            )
+        comment = ""  # retiring a version always fits
     trail.append(
         ArchiveDecision(
             user=requester.user,
             action=ArchiveAction.ARCHIVED if archiving else ArchiveAction.UNARCHIVED,
-            comment=new_ann.get(ann.ARCHIVE_COMMENT, "")[:1024],
+            comment=comment,
             time=now,
         )
     )
@@ -187,6 +208,33 @@ def _retirement(
         ann.ARCHIVED_BY: requester.user if archiving else None,
         ann.ARCHIVE_RECORD: ann.encode_archive_record(trail),
     }
+
+
+def user_metadata_bytes(obj: Obj | None) -> int:
+    """The size of the labels and annotations users write, counted as the API server
+    counts annotations (modelreg's system annotations and kopf's are not counted)."""
+    meta = (obj or {}).get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    return sum(
+        len(k) + len(v)
+        for part in (meta.get("labels") or {}, annotations)
+        for k, v in part.items()
+        if k not in ann.SYSTEM and not ann.kopf_owned(k)
+    )
+
+
+def admit_size(new: Obj, old: Obj | None) -> None:
+    """Refuse a request that grows a version's user-written labels and annotations past
+    USER_METADATA_BYTES, so the record of decisions and archives always has room: a
+    rejection or an archive must never fail because the object is too large. A version
+    already past it may still shrink. Raises :class:`Denied`."""
+    size = user_metadata_bytes(new)
+    if size > USER_METADATA_BYTES and size > user_metadata_bytes(old):
+        raise Denied(
+            f"labels and annotations would take {size} bytes; a ModelVersion keeps at most "
+            f"{USER_METADATA_BYTES} for them, so that its approval record always fits: "
+            "put large data in the artifact or in spec.metrics"
+        )
 
 
 def admit_bookkeeping(new: Obj, old: Obj | None, requester: str, operator: str | None) -> None:

@@ -35,7 +35,13 @@ from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.logs import NOT_LISTENING
 from modelreg.controller.notifications import Notifier, deployment_notices, version_notices
 from modelreg.controller.numbering import reserve
-from modelreg.controller.settings import KOPF_PREFIX, WebhookSettings, accepts_connections, tune
+from modelreg.controller.settings import (
+    KOPF_PREFIX,
+    WebhookServer,
+    WebhookSettings,
+    accepts_connections,
+    tune,
+)
 from modelreg.controller.versions import Outcome as VersionOutcome
 from modelreg.controller.versions import reconcile_version, summarize_model
 from modelreg.kube import Kube, load_client
@@ -126,7 +132,7 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
         global _webhook_address
         _webhook_address = webhooks.probe_address
         files = _serving_files(webhooks)
-        settings.admission.server = kopf.WebhookServer(
+        settings.admission.server = WebhookServer(
             addr=webhooks.listen,
             port=webhooks.port,
             host=webhooks.host,
@@ -400,6 +406,7 @@ def _guard_version(
     requester = Requester.of(userinfo)
     with _review("version-guard", kwargs["operation"]):
         admission.admit_bookkeeping(body, kwargs.get("old"), requester.user, _operator_user)
+        admission.admit_size(body, kwargs.get("old"))
         admission.admit_delegation(
             "ModelVersion", body, kwargs.get("old"), _access_check(userinfo, namespace or "")
         )

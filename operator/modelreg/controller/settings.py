@@ -8,6 +8,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp.web
 import kopf
 
 from modelreg.api import annotations as ann
@@ -96,6 +97,22 @@ class WebhookSettings:
         if (self.cert_file is None) != (self.key_file is None):
             out.append("set both MODELREG_WEBHOOK_CERT_FILE and MODELREG_WEBHOOK_KEY_FILE")
         return out
+
+
+#: the largest AdmissionReview the webhook server reads. The API server sends the object
+#: and the old object of a request (each up to etcd's 1.5 MiB, a request body up to
+#: 3 MiB); aiohttp's default of 1 MiB answered 413 to every update of a large version,
+#: a revocation included
+MAX_REVIEW_BYTES = 32 * 1024 * 1024
+
+
+class WebhookServer(kopf.WebhookServer):
+    """kopf's webhook server, reading any AdmissionReview the API server can send."""
+
+    @staticmethod
+    async def _serve(fn: kopf.WebhookFn, request: aiohttp.web.Request) -> aiohttp.web.Response:
+        roomy = request.clone(client_max_size=MAX_REVIEW_BYTES)
+        return await kopf.WebhookServer._serve(fn, roomy)
 
 
 def accepts_connections(address: tuple[str, int], timeout: float = 2.0) -> str | None:
