@@ -100,3 +100,33 @@ def test_requester_of_an_admission_review():
         "alice", ("ml-approvers", "x")
     )
     assert Requester.of({}) == Requester("")
+
+
+A = ("r/x@sha256:" + "a" * 64, "1" * 64)
+B = ("r/x@sha256:" + "b" * 64, "1" * 64)
+
+
+def bound(user: str, decision: str, content: tuple[str, str] | None) -> ApprovalDecision:
+    image, sha = content or (None, None)
+    return ApprovalDecision(
+        user=user,
+        decision=Decision(decision),
+        time=dt.datetime(2026, 12, 1, tzinfo=dt.UTC),
+        image=image,
+        artifact_sha256=sha,
+    )
+
+
+def test_an_approval_counts_only_for_the_content_it_was_given_to():
+    """The tag was pushed again and the version verified as B: alice approved A, so her
+    approval does not make B deployable; approvals from before verification still count."""
+    p = policy()
+    assert evaluate(p, [bound("alice", "Approved", A)], {}, A).state == ApprovalState.APPROVED
+    changed = evaluate(p, [bound("alice", "Approved", A)], {}, B)
+    assert (changed.state, changed.reason) == (ApprovalState.PENDING, "ContentChanged")
+    assert "alice" in changed.message
+    assert evaluate(p, [bound("alice", "Approved", None)], {}, B).state == ApprovalState.APPROVED
+    # a rejection binds nothing away: it always counts
+    assert evaluate(p, [bound("bob", "Rejected", A)], {}, B).state == ApprovalState.REJECTED
+    again = [bound("alice", "Approved", A), bound("alice", "Approved", B)]
+    assert evaluate(p, again, {}, B).state == ApprovalState.APPROVED

@@ -76,23 +76,32 @@ class Evaluation:
     approvers: tuple[str, ...]
 
 
+#: what a version verifies as: its resolved image and artifact sha256
+Content = tuple[str | None, str | None]
+
+
 def evaluate(
     policy: ApprovalPolicy,
     decisions: Sequence[ApprovalDecision],
     metrics: Mapping[str, float],
+    content: Content | None = None,
 ) -> Evaluation:
     """The approval state the recorded decisions amount to, under the current policy.
 
     Decisions are replayed oldest first: an approval counts once per distinct user; a
     rejection makes the state Rejected and clears the approvals; a later approval
     re-opens the version and counts. Approved needs ``requiredApprovals`` approvals and
-    every metric gate passing.
+    every metric gate passing. With ``content`` (what the version verifies as now), an
+    approval made on other content does not count: its approver never saw these bytes.
     """
     approvals: dict[str, None] = {}
+    stale: dict[str, None] = {}
     rejected_by: str | None = None
     for d in decisions:
         if d.decision == Decision.REJECTED:
             rejected_by, approvals = d.user, {}
+        elif content is not None and d.content() not in (None, content):
+            stale[d.user] = None
         else:
             rejected_by = None
             approvals[d.user] = None
@@ -107,6 +116,14 @@ def evaluate(
         )
     if failures:
         return Evaluation(ApprovalState.PENDING, "MetricGateFailed", "; ".join(failures), users)
+    if stale:
+        return Evaluation(
+            ApprovalState.PENDING,
+            "ContentChanged",
+            f"the approval of {', '.join(stale)} was given to other content than the "
+            "version verifies as now (image digest or artifact sha256): approve again",
+            users,
+        )
     return Evaluation(
         ApprovalState.PENDING,
         "PendingManualApproval",

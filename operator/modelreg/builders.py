@@ -27,6 +27,8 @@ class Serving:
     artifact_sha256: str | None
     #: the version's ``spec.image.pullSecrets``: the kubelet pulls the image with them
     pull_secrets: tuple[str, ...] = ()
+    #: the S3 object version that was verified (versioned buckets)
+    artifact_version_id: str | None = None
 
 
 def storage_initializer_image() -> str:
@@ -73,6 +75,8 @@ def deployment(
     ]
     if serving is not None and serving.artifact_sha256:
         fetch += ["--sha256", serving.artifact_sha256]
+    if serving is not None and serving.artifact_version_id:
+        fetch += ["--version-id", serving.artifact_version_id]
     init: dict[str, Any] = {
         "name": STORAGE_INITIALIZER,
         "image": initializer_image,

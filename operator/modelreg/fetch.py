@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import httpx
@@ -22,8 +23,11 @@ class ChecksumMismatch(Exception):
     """The downloaded bytes do not hash to the expected sha256."""
 
 
-def fetch(uri: str, dest: Path, sha256: str | None, config: StoreConfig) -> Path:
-    """Download ``uri`` into ``dest`` (streaming, hashed on the way); returns the file."""
+def fetch(
+    uri: str, dest: Path, sha256: str | None, config: StoreConfig, version_id: str | None = None
+) -> Path:
+    """Download ``uri`` (S3: of ``version_id``, when given) into ``dest`` (streaming, hashed
+    on the way); returns the file."""
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / (Path(urlparse(uri).path).name or "model")
     partial = target.with_name(target.name + ".partial")
@@ -31,7 +35,8 @@ def fetch(uri: str, dest: Path, sha256: str | None, config: StoreConfig) -> Path
     with partial.open("wb") as out:
         if uri.startswith("s3://"):
             bucket, key = parse_s3_uri(uri)
-            body = config.s3_client().get_object(Bucket=bucket, Key=key)["Body"]
+            pin: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+            body = config.s3_client().get_object(Bucket=bucket, Key=key, **pin)["Body"]
             for chunk in iter(lambda: body.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)

@@ -13,7 +13,7 @@ from modelreg.controller import deployments as D
 Obj = dict[str, Any]
 
 
-def version(name: str, n: int, ready: str = "Deployable", sha256: str | None = None) -> Obj:
+def version(name: str, n: int, ready: str = "Deployable", sha256: str | None = "e" * 64) -> Obj:
     status = "True" if ready == "Deployable" else "Unknown" if "Pending" in ready else "False"
     return {
         "metadata": {"name": name, "namespace": "ns", "annotations": {}},
@@ -318,3 +318,23 @@ def test_a_foreign_deployment_that_replaced_the_served_one_is_not_scaled() -> No
     assert reconcile(k) == ["NameConflict"]
     assert k.scaled == 0
     assert k.dep == FOREIGN
+
+
+def test_a_version_whose_artifact_nobody_pinned_is_not_deployable() -> None:
+    """No sha256 given at registration nor recorded from the store (validation.skip
+    [Artifact]): pods would load whatever the URI holds then, so it is never served."""
+    k = FakeKube()
+    k.versions["v1"] = version("v1", 1, sha256=None)
+    reconcile(k)
+    assert k.dep is None
+    assert k.applied == []
+
+
+def test_the_verified_s3_version_is_fetched() -> None:
+    k = FakeKube()
+    k.versions["v1"] = version("v1", 1)
+    k.versions["v1"]["status"]["artifact"]["versionId"] = "3HL4kqtJlcpXroDTDmJ"
+    reconcile(k)
+    assert k.dep is not None
+    args = k.template(k.dep)["spec"]["initContainers"][0]["args"]
+    assert args[-2:] == ["--version-id", "3HL4kqtJlcpXroDTDmJ"]

@@ -177,6 +177,7 @@ def test_https_server_without_head_is_asked_with_get(code: int) -> None:
     assert (ok.status, ok.reason, ok.details["sizeBytes"]) == (TRUE, "Verified", len(DATA))
     assert ok.details["etag"] == "e1"
     assert (exists.status, exists.reason) == (TRUE, "Verified")
+    assert exists.details["sha256"] == SHA  # registered without one: pinned to the hash
     assert (bad.status, bad.reason) == (FALSE, "ChecksumMismatch")
 
 
@@ -215,5 +216,26 @@ def test_https_body_without_length_under_the_limit_is_hashed() -> None:
         bad = verify_https(client, f"http://{host}/m.bin", "0" * 64, CONFIG)
     assert (ok.status, ok.details["sizeBytes"]) == (TRUE, len(DATA))
     assert (bad.status, bad.reason) == (FALSE, "ChecksumMismatch")
-    assert SHA in bad.message
+    assert SHA not in bad.message  # the real sha256 is not told (no oracle)
     assert "register a new version with the right artifact or checksum" in bad.message
+
+
+def test_without_a_sha256_an_artifact_too_large_to_hash_is_not_deployable() -> None:
+    """Nothing would hold the pods to the bytes that were verified: ChecksumRequired
+    (False), whether the size is announced or only found by reading."""
+    chunk = b"x" * 64 * 1024
+
+    def script(request: Request) -> Reply:
+        if request.method == "HEAD":
+            return Reply(200, {"Content-Length": "0"})
+        return Reply(200, {}, (chunk for _ in range(64)))
+
+    def announced(request: Request) -> Reply:
+        return Reply(200, {"Content-Length": str(4 * 1024 * 1024)}, b"")
+
+    small = StoreConfig(max_hash_bytes=256 * 1024, timeout_seconds=5)
+    for s in (script, announced):
+        with serve(s) as (host, _), httpx.Client(timeout=5) as client:
+            v = verify_https(client, f"http://{host}/big.bin", None, small)
+        assert (v.status, v.reason) == (FALSE, "ChecksumRequired")
+        assert "spec.artifact.sha256" in v.message

@@ -189,6 +189,17 @@ class ApprovalDecision(ApiModel):
     """The approver's comment (modelreg.dev/approval-comment)."""
     time: dt.datetime
     """When the decision was admitted."""
+    image: Annotated[str, StringConstraints(max_length=600)] | None = None
+    """The image (repository@sha256:...) verified when the decision was made: an approval
+    counts only while the version still verifies as this."""
+    artifact_sha256: Sha256 | None = None
+    """The artifact sha256 verified when the decision was made (same rule)."""
+
+    def content(self) -> tuple[str | None, str | None] | None:
+        """What the decision was made on (None: made before the version was verified)."""
+        if self.image is None and self.artifact_sha256 is None:
+            return None
+        return (self.image, self.artifact_sha256)
 
 
 class ArchiveAction(StrEnum):

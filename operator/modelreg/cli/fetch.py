@@ -17,7 +17,10 @@ import click
     help="Directory to download into.",
 )
 @click.option("--sha256", default=None, help="Expected sha256 (64 hex digits); fail if it differs.")
-def fetch_artifact(uri: str, dest: Path, sha256: str | None) -> None:
+@click.option(
+    "--version-id", default=None, help="S3 object version to fetch (the one that was verified)."
+)
+def fetch_artifact(uri: str, dest: Path, sha256: str | None, version_id: str | None) -> None:
     """Download a model artifact and verify its checksum (exit 1 on mismatch).
 
     S3 credentials and endpoint come from AWS_* and MODELREG_S3_ENDPOINT.
@@ -30,7 +33,7 @@ def fetch_artifact(uri: str, dest: Path, sha256: str | None) -> None:
     from modelreg.verify.artifacts import StoreConfig
 
     try:
-        path = fetch(uri, dest, sha256, StoreConfig.from_env())
+        path = fetch(uri, dest, sha256, StoreConfig.from_env(), version_id)
     except ChecksumMismatch as e:
         raise click.ClickException(str(e)) from e
     click.echo(f"downloaded {uri} to {path}" + (" (sha256 verified)" if sha256 else ""))

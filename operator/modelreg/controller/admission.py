@@ -74,8 +74,11 @@ def admit_version(
     security_of: SecurityLookup = lambda _: None,
     *,
     may_retire: RetireCheck,
+    content: tuple[str | None, str | None] | None = None,
 ) -> dict[str, str | None]:
-    """The annotation changes to make to ``new`` (None removes); raises :class:`Denied`."""
+    """The annotation changes to make to ``new`` (None removes); raises :class:`Denied`.
+    ``content``: what the version verified as before this request (image, sha256), the
+    operator's sealed results; a decision is recorded over it."""
     new_ann, old_ann = _annotations(new), _annotations(old)
     name = new.get("metadata", {}).get("name") or new.get("metadata", {}).get("generateName", "")
     if operation == "CREATE":
@@ -145,8 +148,17 @@ def admit_version(
         if recorded and recorded[-1].decision == Decision.REJECTED:
             raise Denied(f"{full}, and the last one is already a rejection")
         comment = ""
+    image, sha256 = content or (None, None)
     recorded.append(
-        ApprovalDecision(user=requester.user, decision=Decision(value), comment=comment, time=now)
+        ApprovalDecision(
+            user=requester.user,
+            decision=Decision(value),
+            comment=comment,
+            time=now,
+            # bound to what was verified when it was made (signed with the record)
+            image=image,
+            artifact_sha256=sha256,
+        )
     )
     changes[ann.DECISIONS] = ann.encode_decisions(recorded)
     changes[ann.APPROVAL] = None

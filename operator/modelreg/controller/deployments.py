@@ -92,9 +92,20 @@ def _candidate(
     # a digest, since a Deployment never runs a tag (it could change under the approval)
     pinned = bool(resolved) or "@sha256:" in (mv["spec"].get("image") or {}).get("reference", "")
     deployable = ready.get("status") == "True" and pinned and not ann.retired(annotations)
+    # and the pods must check what they download against a sha256 that was verified (or
+    # given at registration, with validation.skip [Artifact])
+    checked = bool(
+        mv["spec"].get("artifact", {}).get("sha256") or (status.get("artifact") or {}).get("sha256")
+    )
+    deleting = bool(mv["metadata"].get("deletionTimestamp"))
+    deployable = deployable and checked and not deleting
     reason = str(ready.get("reason", "Pending"))
     if ready.get("status") == "True" and not pinned:
         reason = "ImageNotPinned"
+    elif ready.get("status") == "True" and not checked:
+        reason = "ArtifactNotPinned"
+    elif deleting:
+        reason = "Deleting"
     if deployable and key is not None:
         trusted = _untrusted_because(mv, model, key, policy)
         if trusted is not None:
@@ -115,7 +126,9 @@ def _untrusted_because(
         return "RecordTampered"
     metrics = ModelVersionSpec.model_validate(mv.get("spec") or {}).metrics
     if (
-        approval.evaluate(policy, ann.decisions(annotations), metrics).state
+        approval.evaluate(
+            policy, ann.decisions(annotations), metrics, (values.image, values.sha256)
+        ).state
         != ApprovalState.APPROVED
     ):
         return "NotApproved"
@@ -134,6 +147,7 @@ def _serving(c: rollout.Candidate) -> builders.Serving:
         # with the record key): the pod must fetch exactly what was verified
         spec["artifact"].get("sha256") or record.Verification.of(c.body).sha256,
         tuple(s["name"] for s in spec["image"].get("pullSecrets") or []),
+        ((status.get("artifact") or {}).get("versionId") or None),
     )
 
 

@@ -309,6 +309,7 @@ def _record_decisions(
             _serving_lookup(namespace or ""),
             models.security,
             may_retire=_retire_check(userinfo, namespace or ""),
+            content=_verified_content(kwargs.get("old")),
         )
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
@@ -362,6 +363,19 @@ def _access_check(userinfo: kopf.UserInfo, namespace: str) -> admission.AccessCh
         )
 
     return may
+
+
+def _verified_content(old: dict[str, Any] | None) -> tuple[str | None, str | None] | None:
+    """What a version verified as before a request: the operator's sealed results (None:
+    not verified, or a status the operator did not seal)."""
+    if not old:
+        return None
+    values = record.Verification.of(old)
+    if not values.verified or not record.seal_valid(
+        _record_key, values, (old.get("status") or {}).get("seal")
+    ):
+        return None
+    return (values.image, values.sha256)
 
 
 def _retire_check(userinfo: kopf.UserInfo, namespace: str) -> admission.RetireCheck:

@@ -108,6 +108,20 @@ def reconcile_version(
         )
         return _finish(old, status)
 
+    if meta.get("deletionTimestamp"):
+        # going away: never verified again (a finalizer can hold it here for long), and
+        # never deployable (controller/deployments.py)
+        status.conditions = conditions.set_condition(
+            status.conditions,
+            READY,
+            FALSE,
+            "Deleting",
+            "the version is being deleted: it is not verified again nor deployed",
+            gen,
+            _now(),
+        )
+        status.seal = _seal(namespace, name, meta.get("uid", ""), status, record_key)
+        return _finish(old, status)
     rm = kube.model(namespace, spec.model_ref.name)
     if rm is None:
         msg = (
@@ -153,7 +167,16 @@ def reconcile_version(
         security.required_artifact_encryption != ArtifactEncryption.NONE
         and (status.artifact is None or status.artifact.encryption is None)
     ):
-        v = verify_artifact(spec.artifact.uri, spec.artifact.sha256, stores)
+        # once verified, a version is held to what was found then (sealed): the sha256
+        # computed for a version registered without one and the S3 version id are never
+        # taken again from the store, which may have been overwritten since
+        found = old.artifact if not tampered else None
+        v = verify_artifact(
+            spec.artifact.uri,
+            spec.artifact.sha256 or (found.sha256 if found else None),
+            stores,
+            found.version_id if found else None,
+        )
         conds = _apply(conds, ARTIFACT_VERIFIED, v, gen)
         if v.status == TRUE:
             status.artifact = ArtifactStatus.model_validate(v.details)
@@ -188,7 +211,16 @@ def reconcile_version(
     ):
         secrets = [s.name for s in spec.image.pull_secrets]
         configs, missing = kube.dockerconfigs(namespace, secrets)
-        v = resolve_image(spec.image.reference, configs)
+        # a tag is resolved once: checked again, a version is held to the digest it was
+        # resolved to (and approved on), never to whatever the tag names now
+        resolved = old.image.resolved if old.image is not None and not tampered else None
+        if resolved is None and record.verify(record_key, namespace, model, annotations):
+            # results discarded (an unsealed status): the digest a decision was made
+            # on, in the signed record, pins it instead of the tag
+            resolved = next(
+                (d.image for d in reversed(ann.decisions(annotations)) if d.image), None
+            )
+        v = resolve_image(resolved or spec.image.reference, configs)
         if v.status == FALSE and missing and v.reason in _NEEDS_PULL_SECRET:
             # the answer without credentials the version asks for: the Secret may be
             # created later, so this is no verdict on the version yet
@@ -221,7 +253,8 @@ def reconcile_version(
         notes = [("Warning", "StatusNotSealed", tampered)] if tampered else []
         return _finish(old, status, ("Warning", "RecordTampered", msg), *notes, retry=retry)
     decisions = ann.decisions(annotations)
-    result = approval.evaluate(policy, decisions, spec.metrics)
+    now_as = record.Verification.of({"metadata": meta, "status": status.to_api()})
+    result = approval.evaluate(policy, decisions, spec.metrics, (now_as.image, now_as.sha256))
     status.approval = Approval(
         state=result.state, required=policy.required_approvals, decisions=decisions
     )

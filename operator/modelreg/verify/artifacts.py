@@ -109,11 +109,15 @@ def verify_s3(
     uri: str,
     expected_sha256: str | None,
     config: StoreConfig,
+    version_id: str | None = None,
 ) -> Verdict:
-    """Check that the S3 object exists and, where possible, that its sha256 matches."""
+    """Check that the S3 object exists and, where possible, that its sha256 matches. With
+    ``version_id`` (recorded when it was first verified in a versioned bucket), that
+    version of it: an object overwritten since keeps serving the bytes approved."""
     bucket, key = parse_s3_uri(uri)
+    pin: dict[str, Any] = {"VersionId": version_id} if version_id else {}
     try:
-        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED")
+        head = s3.head_object(Bucket=bucket, Key=key, ChecksumMode="ENABLED", **pin)
     except ClientError as e:
         return _client_error(e, uri)
     except BotoCoreError as e:
@@ -124,9 +128,19 @@ def verify_s3(
         "versionId": head.get("VersionId") if head.get("VersionId") not in (None, "null") else None,
         "encryption": head.get("ServerSideEncryption") or "none",
     }
+    store_sum = _checksum_hex(head.get("ChecksumSHA256"))
     if expected_sha256 is None:
-        return Verdict.ok("Verified", f"{uri} exists ({details['sizeBytes']} bytes)", **details)
-    actual, source = _checksum_hex(head.get("ChecksumSHA256")), "the store's SHA-256 checksum"
+        # nothing to hold the object to: pin what is there now, once (the version's
+        # verification uses the recorded sha256 from then on), or it is not deployable
+        if store_sum is not None:
+            return _pinned(uri, store_sum, "the store's SHA-256 checksum", details)
+        if (details["sizeBytes"] or 0) > config.max_hash_bytes:
+            return _unpinnable(uri, config, details)
+        hashed = _hash_s3(s3, uri, bucket, key, details["versionId"])
+        if isinstance(hashed, Verdict):
+            return hashed
+        return _pinned(uri, hashed, "hashing the object", details)
+    actual, source = store_sum, "the store's SHA-256 checksum"
     if actual is None and (meta := head.get("Metadata", {}).get("sha256")):
         actual, source = meta.lower(), "the sha256 metadata written at upload"
     if actual is None:
@@ -139,28 +153,56 @@ def verify_s3(
                 "checks the sha256 when a pod starts",
                 **details,
             )
-        try:
-            body = s3.get_object(
-                Bucket=bucket,
-                Key=key,
-                **({"VersionId": details["versionId"]} if details["versionId"] else {}),
-            )["Body"]
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: body.read(_CHUNK), b""):
-                digest.update(chunk)
-        except ClientError as e:
-            return _client_error(e, uri)
-        except BotoCoreError as e:
-            return Verdict.unknown("StoreUnreachable", f"cannot read {uri}: {e}")
-        actual, source = digest.hexdigest(), "hashing the object"
+        hashed = _hash_s3(s3, uri, bucket, key, details["versionId"])
+        if isinstance(hashed, Verdict):
+            return hashed
+        actual, source = hashed, "hashing the object"
     if actual != expected_sha256:
         return Verdict.failed(
             "ChecksumMismatch",
-            f"{uri} has sha256 {actual} (from {source}), but spec.artifact.sha256 is "
-            f"{expected_sha256}: register a new version with the right artifact or checksum",
+            f"{uri} does not match spec.artifact.sha256 {expected_sha256} (from {source}): "
+            "register a new version with the right artifact or checksum",
         )
     return Verdict.ok(
         "Verified", f"{uri} exists and its sha256 matches ({source})", sha256=actual, **details
+    )
+
+
+def _hash_s3(
+    s3: S3Client, uri: str, bucket: str, key: str, version_id: str | None
+) -> str | Verdict:
+    """The sha256 of the object (of ``version_id`` when the bucket is versioned, so that
+    what is hashed is what was looked at), or the verdict of why it could not be read."""
+    pin: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+    try:
+        body = s3.get_object(Bucket=bucket, Key=key, **pin)["Body"]
+        digest = hashlib.sha256()
+        for chunk in iter(lambda: body.read(_CHUNK), b""):
+            digest.update(chunk)
+    except ClientError as e:
+        return _client_error(e, uri)
+    except BotoCoreError as e:
+        return Verdict.unknown("StoreUnreachable", f"cannot read {uri}: {e}")
+    return digest.hexdigest()
+
+
+def _pinned(uri: str, sha256: str, source: str, details: dict[str, Any]) -> Verdict:
+    return Verdict.ok(
+        "Verified",
+        f"{uri} exists ({details['sizeBytes']} bytes); registered without sha256, it is "
+        f"pinned to the sha256 from {source}, which pods check from now on",
+        sha256=sha256,
+        **details,
+    )
+
+
+def _unpinnable(uri: str, config: StoreConfig, details: dict[str, Any]) -> Verdict:
+    return Verdict.failed(
+        "ChecksumRequired",
+        f"{uri} exists ({details['sizeBytes']} bytes) but nothing pins its content: "
+        "spec.artifact.sha256 is not given, the store keeps no SHA-256 checksum of it, and "
+        f"it is larger than the {config.max_hash_bytes} bytes the operator hashes; register "
+        "the version with spec.artifact.sha256 (`modelreg register` computes it)",
     )
 
 
@@ -212,9 +254,9 @@ def _decided_by_headers(
     if refused := _https_refusal(uri, method, response.status_code):
         return refused, {}
     details = _https_details(response.headers)
-    if expected_sha256 is None:
-        return Verdict.ok("Verified", f"{uri} exists", **details), details
     if (details["sizeBytes"] or 0) > config.max_hash_bytes:
+        if expected_sha256 is None:
+            return _unpinnable(uri, config, details), details
         return _too_large_to_hash(uri, config, details), details
     return None, details
 
@@ -222,8 +264,9 @@ def _decided_by_headers(
 def _verify_by_get(
     client: httpx.Client, uri: str, expected_sha256: str | None, config: StoreConfig
 ) -> Verdict:
-    """GET ``uri``; read (and hash) the body only when there is a sha256 to check, and no
-    more of it than ``max_hash_bytes``, whatever Content-Length says or does not say."""
+    """GET ``uri`` and hash the body, no more of it than ``max_hash_bytes``, whatever
+    Content-Length says or does not say: to check the given sha256, or, without one, to
+    pin the version to what is there now."""
     with client.stream("GET", uri, follow_redirects=True) as r:
         decided, details = _decided_by_headers(uri, "GET", r, expected_sha256, config)
         if decided is not None:
@@ -232,15 +275,21 @@ def _verify_by_get(
         for chunk in r.iter_bytes(_CHUNK):
             read += len(chunk)
             if read > config.max_hash_bytes:
-                return _too_large_to_hash(uri, config, {**details, "sizeBytes": None})
+                unknown_size = {**details, "sizeBytes": None}
+                if expected_sha256 is None:
+                    return _unpinnable(uri, config, unknown_size)
+                return _too_large_to_hash(uri, config, unknown_size)
             digest.update(chunk)
     details["sizeBytes"] = details["sizeBytes"] or read
+    if expected_sha256 is None:
+        return _pinned(uri, digest.hexdigest(), "hashing the download", details)
     if digest.hexdigest() != expected_sha256:
+        # the real sha256 is not told: it would tell the registrant something about an
+        # object the operator reads for them (docs/security.md, no oracle)
         return Verdict.failed(
             "ChecksumMismatch",
-            f"{uri} has sha256 {digest.hexdigest()} (from hashing the download), but "
-            f"spec.artifact.sha256 is {expected_sha256}: register a new version with the "
-            "right artifact or checksum",
+            f"{uri} does not hash to spec.artifact.sha256 {expected_sha256} (from hashing "
+            "the download): register a new version with the right artifact or checksum",
         )
     return Verdict.ok(
         "Verified", f"{uri} exists and its sha256 matches", sha256=expected_sha256, **details
@@ -280,9 +329,11 @@ def _too_large_to_hash(uri: str, config: StoreConfig, details: dict[str, Any]) -
     )
 
 
-def verify_artifact(uri: str, expected_sha256: str | None, config: StoreConfig) -> Verdict:
-    """Verify ``uri`` with a fresh client for its scheme."""
+def verify_artifact(
+    uri: str, expected_sha256: str | None, config: StoreConfig, version_id: str | None = None
+) -> Verdict:
+    """Verify ``uri`` (of S3 version ``version_id``, once pinned) with a fresh client."""
     if uri.startswith("s3://"):
-        return verify_s3(config.s3_client(), uri, expected_sha256, config)
+        return verify_s3(config.s3_client(), uri, expected_sha256, config, version_id)
     with http.client(config.timeout_seconds) as client:
         return verify_https(client, uri, expected_sha256, config)
