@@ -19,11 +19,17 @@ import pytest
 import yaml
 
 from modelreg import devenv
+from modelreg.devenv import components as devenv_components
 from modelreg.devenv import manifests
 from modelreg.devenv.s3 import client as s3_client
 from tests.support.cluster import Cluster, Registries, environ
 
 REPO = Path(__file__).resolve().parent.parent
+
+#: the test servers (registries, HTTPS artifacts) are on loopback, which the operator's
+#: checks reach only when allowed (verify/egress.py; the local environment allows it for
+#: its operator the same way)
+os.environ.setdefault("MODELREG_ALLOWED_ADDRESSES", devenv_components.LOOPBACK)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

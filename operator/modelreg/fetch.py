@@ -13,6 +13,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import httpx
+from botocore.exceptions import ClientError
 
 from modelreg.verify.artifacts import StoreConfig, parse_s3_uri
 
@@ -36,7 +37,16 @@ def fetch(
         if uri.startswith("s3://"):
             bucket, key = parse_s3_uri(uri)
             pin: dict[str, Any] = {"VersionId": version_id} if version_id else {}
-            body = config.s3_client().get_object(Bucket=bucket, Key=key, **pin)["Body"]
+            try:
+                body = config.s3_client().get_object(Bucket=bucket, Key=key, **pin)["Body"]
+            except ClientError as e:
+                code = str(e.response.get("Error", {}).get("Code", ""))
+                if version_id and code in ("NoSuchVersion", "NoSuchKey", "404"):
+                    raise ChecksumMismatch(
+                        f"{uri} no longer has version {version_id}, the one verified: "
+                        "the artifact changed since it was registered"
+                    ) from e
+                raise
             for chunk in iter(lambda: body.read(_CHUNK), b""):
                 digest.update(chunk)
                 out.write(chunk)

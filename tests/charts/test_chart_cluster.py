@@ -202,6 +202,8 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
                 "webhook": {"port": webhook, "url": f"https://127.0.0.1:{webhook}"},
                 "healthPort": health,
                 "metrics": {"port": metrics},
+                # the local environment's registries are on loopback
+                "egress": {"allowedAddresses": ["127.0.0.0/8"]},
                 "s3": {
                     "endpoint": v["MODELREG_S3_ENDPOINT"],
                     "region": v["AWS_DEFAULT_REGION"],

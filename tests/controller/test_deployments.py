@@ -110,6 +110,8 @@ def test_deploys_approved_version_pinned_by_digest(
         "/mnt/models",
         "--sha256",
         art["sha256"],
+        "--version-id",  # the S3 version that was verified (the test bucket is versioned)
+        registry.get(MV, "v1")["status"]["artifact"]["versionId"],
     ]
     assert init.env_from[0].secret_ref.name == "s3-credentials"
     env = {e.name: e.value for e in model.env}

@@ -93,7 +93,8 @@ def test_missing_artifact_mismatch_and_missing_image(
     c = registry.wait_condition(MV, "missing", "ArtifactVerified", "False", "ArtifactNotFound")
     assert "does not exist" in c["message"]
     c = registry.wait_condition(MV, "mismatch", "ArtifactVerified", "False", "ChecksumMismatch")
-    assert art["sha256"] in c["message"]
+    assert "does not match spec.artifact.sha256 " + "0" * 64 in c["message"]
+    assert art["sha256"] not in c["message"]  # what the object holds is not told
     registry.wait_condition(MV, "noimage", "ImageResolved", "False", "ImageNotFound")
     registry.wait_condition(MV, "noimage", "Ready", "False", "ImageNotResolved")
     # each verdict is also a Warning Event with the condition's reason

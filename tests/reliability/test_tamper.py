@@ -141,9 +141,13 @@ def test_an_artifact_overwritten_after_approval_fails_the_initializer_and_rolls_
     deployment(registry, version={"name": "v1"})
     served(registry, "v1")
     _, art2 = ready_version(registry, artifacts, registries, "v2", "m")
-    # after the approval, someone with write access to the bucket replaces the model
+    # after the approval, someone with full rights on the bucket replaces the model: an
+    # overwrite alone leaves the verified S3 version, which the pods fetch, so they delete
+    # that version too
     key = art2["uri"].removeprefix(f"s3://{artifacts.bucket}/")
+    verified = registry.get(MV, "v2")["status"]["artifact"]["versionId"]
     artifacts.upload(key, b"not the model that was approved")
+    artifacts.s3.delete_object(Bucket=artifacts.bucket, Key=key, VersionId=verified)
 
     custom = kubernetes.client.CustomObjectsApi(registry.cluster.api())
     stage = init_crashloop_stage(f"tamper-{registry.namespace}", registry.namespace, 2)

@@ -51,7 +51,7 @@ def test_s3_existence_and_checksum_sources(s3: Any, s3_bucket: str, config: Stor
 
     wrong = verify_s3(s3, f"s3://{s3_bucket}/with-checksum", "0" * 64, config)
     assert (wrong.status, wrong.reason) == (FALSE, "ChecksumMismatch")
-    assert sha in wrong.message
+    assert sha not in wrong.message  # no oracle of what the object holds
     missing = verify_s3(s3, f"s3://{s3_bucket}/nope", None, config)
     assert (missing.status, missing.reason) == (FALSE, "ArtifactNotFound")
     no_bucket = verify_s3(s3, "s3://no-such-bucket-here/x", None, config)
@@ -66,6 +66,16 @@ def test_s3_large_object_without_checksum_is_verified_without_hashing(
     v = verify_s3(s3, f"s3://{s3_bucket}/big", "0" * 64, small_limit)
     assert (v.status, v.reason) == (TRUE, "VerifiedWithoutChecksum")
     assert "sha256" not in v.details
+    # registered without a sha256, nothing would pin it: not deployable
+    unpinned = verify_s3(s3, f"s3://{s3_bucket}/big", None, small_limit)
+    assert (unpinned.status, unpinned.reason) == (FALSE, "ChecksumRequired")
+    # small enough: hashed once, and pinned to that version of the object
+    pinned = verify_s3(s3, f"s3://{s3_bucket}/big", None, StoreConfig())
+    assert pinned.details["sha256"] == hashlib.sha256(b"x" * 2048).hexdigest()
+    first = pinned.details["versionId"]
+    s3.put_object(Bucket=s3_bucket, Key="big", Body=b"replaced")
+    again = verify_s3(s3, f"s3://{s3_bucket}/big", pinned.details["sha256"], StoreConfig(), first)
+    assert (again.status, again.details["versionId"]) == (TRUE, first)
 
 
 def test_unreachable_store_is_unknown_never_false() -> None:

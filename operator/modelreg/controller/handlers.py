@@ -343,6 +343,10 @@ def _record_decisions(
         )
 
 
+#: the version reconciles' own threads (checks are bounded per host and in time by
+#: verify/egress.py, so a slow host holds a few of these for a bounded time at most)
+_version_pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="versions")
+
 #: the webhooks' own threads: an API request waits on the answer, so it must not queue
 #: behind reconciles in kopf's executor (settings.execution.max_workers)
 _admission_pool = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="admission")
@@ -505,12 +509,21 @@ def _write_version(
 @kopf.on.resume(GROUP, VERSION, "modelversions")
 @kopf.on.create(GROUP, VERSION, "modelversions")
 @kopf.on.update(GROUP, VERSION, "modelversions", field="metadata.annotations")
-def version(body: kopf.Body, retry: int, reason: str, logger: kopf.Logger, **kwargs: Any) -> None:
+async def version(
+    body: kopf.Body, retry: int, reason: str, logger: kopf.Logger, **kwargs: Any
+) -> None:
     """Verify the version and evaluate its approvals. What follows from its new state (the
     model's summary, its deployments) follows from the watch event of the status written
-    here (``version_changed``), so that it reads that state from the index."""
+    here (``version_changed``), so that it reads that state from the index.
+
+    On threads of its own (``_version_pool``): checks wait on registries and stores, and
+    must never hold the threads that deployments (rollbacks, revocations) run on."""
     _indices.bind(kwargs)
-    outcome = _write_version(dict(body), logger)
+    loop = asyncio.get_running_loop()
+    context = contextvars.copy_context()
+    outcome = await loop.run_in_executor(
+        _version_pool, context.run, functools.partial(_write_version, dict(body), logger)
+    )
     if outcome.retry:
         raise kopf.TemporaryError(outcome.retry, delay=min(300, 5 * 2 ** min(retry, 6)))
     RECONCILES.labels("ModelVersion", reason).inc()

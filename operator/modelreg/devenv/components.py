@@ -161,6 +161,10 @@ def minio(tools: Tools, layout: Layout, ports: Ports, user: str, password: str) 
     )
 
 
+#: the addresses of the local environment's own servers
+LOOPBACK = "127.0.0.0/8,::1/128"
+
+
 def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
     """The modelreg operator from this checkout, webhooks served on 127.0.0.1."""
     pki = layout.pki
@@ -179,6 +183,9 @@ def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
             # threaded Python process keep far more memory than it uses
             "MALLOC_ARENA_MAX": "2",
             **env,
+            # its S3 server and registries are on loopback: allowed explicitly (never
+            # by default: verify/egress.py)
+            "MODELREG_ALLOWED_ADDRESSES": LOOPBACK,
             "MODELREG_WEBHOOK_LISTEN": "127.0.0.1",
             "MODELREG_WEBHOOK_HOST": "127.0.0.1",
             "MODELREG_WEBHOOK_PORT": str(ports.webhook),

@@ -7,6 +7,7 @@ import binascii
 import functools
 import hashlib
 import os
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
@@ -17,6 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from modelreg.verify import http
+from modelreg.verify.egress import EgressPolicy
 from modelreg.verify.verdict import Verdict
 
 if TYPE_CHECKING:
@@ -174,11 +176,18 @@ def _hash_s3(
     """The sha256 of the object (of ``version_id`` when the bucket is versioned, so that
     what is hashed is what was looked at), or the verdict of why it could not be read."""
     pin: dict[str, Any] = {"VersionId": version_id} if version_id else {}
+    # the check's total deadline (verify/egress.py) holds for the store's reads too
+    deadline = time.monotonic() + EgressPolicy.from_env().deadline_seconds
     try:
         body = s3.get_object(Bucket=bucket, Key=key, **pin)["Body"]
         digest = hashlib.sha256()
         for chunk in iter(lambda: body.read(_CHUNK), b""):
             digest.update(chunk)
+            if time.monotonic() > deadline:
+                body.close()
+                return Verdict.unknown(
+                    "StoreUnavailable", f"reading {uri} took longer than the check's deadline"
+                )
     except ClientError as e:
         return _client_error(e, uri)
     except BotoCoreError as e:

@@ -12,7 +12,10 @@ import functools
 import ssl
 import threading
 
+import httpcore
 import httpx
+
+from modelreg.verify.egress import EgressPolicy, GuardedBackend
 
 _lock = threading.Lock()
 
@@ -29,5 +32,22 @@ def tls_context() -> ssl.SSLContext:
         return _tls_context()
 
 
-def client(timeout: float) -> httpx.Client:
-    return httpx.Client(timeout=timeout, verify=tls_context())
+class _GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport, connecting through :class:`GuardedBackend` (verify/egress.py)."""
+
+    def __init__(self, policy: EgressPolicy) -> None:
+        super().__init__(verify=tls_context())
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=tls_context(), network_backend=GuardedBackend(policy)
+        )
+
+
+def client(timeout: float, policy: EgressPolicy | None = None) -> httpx.Client:
+    """A client for one check: per-read ``timeout``, the egress rules and total deadline
+    of ``policy`` (the operator's, from its environment, by default). Proxies from the
+    environment are not used: the rules are about where the operator itself connects."""
+    return httpx.Client(
+        timeout=timeout,
+        transport=_GuardedTransport(policy or EgressPolicy.from_env()),
+        trust_env=False,
+    )
