@@ -65,11 +65,13 @@ import contextlib
 import email.utils
 import hashlib
 import hmac
+import ipaddress
 import itertools
 import json
 import logging
 import queue
 import random
+import socket
 import threading
 import time
 from collections import OrderedDict
@@ -83,6 +85,7 @@ import httpx
 from modelreg import __version__, metrics
 from modelreg.api.base import API_VERSION
 from modelreg.api.registered_model import Notification, NotificationEvent
+from modelreg.verify.egress import EgressPolicy
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +93,6 @@ CONTENT_TYPE = "application/cloudevents+json"
 SIGNATURE_HEADER = "X-Modelreg-Signature"
 DELIVERY_HEADER = "X-Modelreg-Delivery"
 TYPE_PREFIX = "dev.modelreg."
-_ERROR_BODY_CHARS = 200
 _MAX_ANSWER_BYTES = 64 * 1024
 
 
@@ -598,6 +600,8 @@ class Dispatcher:
         if d.subscription.key is not None:
             headers[SIGNATURE_HEADER] = signature(d.subscription.key, d.body)
         where = _where(d.url)
+        if why := await _refused_address(d.url):
+            return _Outcome(f"cannot send to {where}: {why}")
         try:
             async with self._slots, asyncio.timeout(self._timeout):
                 request = self._client.build_request("POST", d.url, content=d.body, headers=headers)
@@ -614,16 +618,34 @@ class Dispatcher:
             return _Outcome(f"{where} did not answer within {self._timeout:g}s", retry=True)
 
 
+async def _refused_address(url: str) -> str | None:
+    """Why the operator must not send to ``url``'s host (verify/egress.py's rules: no
+    loopback, link-local or cloud metadata address unless an admin allows it)."""
+    parsed = httpx.URL(url)
+    host = parsed.host
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(
+            host, parsed.port or 443, type=socket.SOCK_STREAM
+        )
+    except OSError:
+        return None  # unresolvable: the send itself fails, and is retried
+    policy = EgressPolicy.from_env()
+    for info in infos:
+        why = policy.refusal(host, ipaddress.ip_address(info[4][0]))
+        if why:
+            return why
+    return None
+
+
 async def _judge(response: httpx.Response, where: str) -> _Outcome:
     """Delivered, retry or give up, from the receiver's answer."""
     status = response.status_code
-    said = await _read_some(response)
+    await _read_some(response)
     if 200 <= status < 300:
         return _Outcome(None)
-    text = " ".join(said[:_ERROR_BODY_CHARS].decode(errors="replace").split())
+    # what it said is not repeated: an Event the model's owner reads must not relay the
+    # answers of hosts only the operator can reach
     error = f"{where} answered {status} {response.reason_phrase}".rstrip()
-    if text:
-        error += f": {text}"
     if retryable_status(status):
         return _Outcome(error, True, parse_retry_after(response.headers.get("Retry-After")))
     return _Outcome(error)

@@ -1,4 +1,5 @@
-"""The security policy of a RegisteredModel, applied to one version (pure).
+"""The security policy of a RegisteredModel, and the sources a cluster admin allows a
+namespace, applied to one version (pure).
 
 Used twice: by the admission webhook, which refuses a version outside the policy, and
 by the operator, which re-checks every version when the policy changes (a version
@@ -7,6 +8,13 @@ store reports.
 """
 
 from __future__ import annotations
+
+import functools
+import json
+import os
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
 
 from modelreg.api.model_version import ArtifactStatus
 from modelreg.api.registered_model import ArtifactEncryption, SecurityPolicy
@@ -20,9 +28,17 @@ _ACCEPTED = {
 UNENCRYPTED = "none"
 
 
+def dot_segments(uri: str) -> bool:
+    """Whether a URI's path has ``.`` or ``..`` segments (plain or percent-encoded):
+    clients resolve them, so the object read is not the one a prefix check saw."""
+    path = urllib.parse.unquote(urllib.parse.urlsplit(uri).path)
+    return any(part in (".", "..") for part in path.split("/"))
+
+
 def matches(value: str, prefix: str) -> bool:
-    """``value`` starts with ``prefix`` at a path-segment boundary."""
-    if not value.startswith(prefix):
+    """``value`` starts with ``prefix`` at a path-segment boundary (and names no ``.``
+    or ``..`` segment that would lead out of it)."""
+    if dot_segments(value) or not value.startswith(prefix):
         return False
     return len(value) == len(prefix) or prefix.endswith("/") or value[len(prefix)] == "/"
 
@@ -82,3 +98,78 @@ def encryption_problem(
     if required == ArtifactEncryption.ANY or observed in _ACCEPTED[required]:
         return None
     return f"{rule}, but {uri} is encrypted with {observed}: re-upload it with {required}"
+
+
+#: the sources a cluster admin allows, per namespace (JSON; the chart's sources.allowed)
+SOURCES_ENV = "MODELREG_ALLOWED_SOURCES"
+
+
+@dataclass(frozen=True)
+class AdminSources:
+    """The artifact URI and image repository prefixes a cluster admin allows each
+    namespace (``"*"``: every namespace; a prefix ``"*"``: anything). Unlike a model's
+    securityPolicy, which its owner writes, this is the cluster admin's: versions may
+    make the operator read only what their namespace may use, so the operator's
+    credentials and network position are no oracle for what lies elsewhere.
+    ``rules`` None: not configured, everything allowed (the operator warns at start)."""
+
+    rules: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] | None = None
+
+    @classmethod
+    def parse(cls, raw: str | None) -> AdminSources:
+        if raw is None or not raw.strip():
+            return cls(None)
+        try:
+            data = json.loads(raw)
+            rules = {
+                str(ns): (
+                    tuple(str(p) for p in (entry or {}).get("artifacts") or []),
+                    tuple(str(p) for p in (entry or {}).get("images") or []),
+                )
+                for ns, entry in data.items()
+            }
+        except (ValueError, AttributeError, TypeError) as e:
+            raise ValueError(
+                f'{SOURCES_ENV} must be a JSON object {{"<namespace or *>": {{"artifacts": '
+                f'[...], "images": [...]}}}}: {e}'
+            ) from e
+        return cls(rules)
+
+    def _allowed(self, namespace: str, which: int) -> tuple[str, ...] | None:
+        if self.rules is None:
+            return None
+        return tuple(
+            p for ns in (namespace, "*") if ns in self.rules for p in self.rules[ns][which]
+        )
+
+    def artifact_denial(self, namespace: str, uri: str) -> str | None:
+        allowed = self._allowed(namespace, 0)
+        if allowed is None or any(p == "*" or matches(uri, p) for p in allowed):
+            return None
+        return (
+            f"artifact {uri} is not in a source a cluster admin allows namespace "
+            f"{namespace} ({', '.join(allowed) or 'none'}; {SOURCES_ENV}, the chart's "
+            "sources.allowed): the operator does not read it"
+        )
+
+    def image_denial(self, namespace: str, reference: str) -> str | None:
+        allowed = self._allowed(namespace, 1)
+        if allowed is None or "*" in allowed:
+            return None
+        try:
+            repository = image_repository(reference)
+        except ValueError as e:
+            return f"image {reference} cannot be checked against the allowed sources: {e}"
+        if any(matches(repository, p) for p in allowed):
+            return None
+        return (
+            f"image {reference} ({repository}) is not in a registry a cluster admin allows "
+            f"namespace {namespace} ({', '.join(allowed) or 'none'}; {SOURCES_ENV}, the "
+            "chart's sources.allowed): the operator does not contact it"
+        )
+
+
+@functools.cache
+def admin_sources() -> AdminSources:
+    """The operator's (from its environment, read once)."""
+    return AdminSources.parse(os.environ.get(SOURCES_ENV))

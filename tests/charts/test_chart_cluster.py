@@ -32,7 +32,7 @@ from modelreg.devenv.layout import free_ports
 from tests.charts.support import CHART, CI_VALUES, helm, of_kind, render
 from tests.controller.test_deployments import MD, deployment, ready_version, served
 from tests.support.cluster import Cluster, Registries
-from tests.support.modelreg import Artifacts, Registry, stopped, wait_for
+from tests.support.modelreg import Artifacts, Registry, denied, stopped, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kwok]
 
@@ -204,6 +204,16 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
                 "metrics": {"port": metrics},
                 # the local environment's registries are on loopback
                 "egress": {"allowedAddresses": ["127.0.0.0/8"]},
+                # what the cluster admin lets the test's namespace use: its bucket and
+                # the public registry only
+                "sources": {
+                    "allowed": {
+                        registry.namespace: {
+                            "artifacts": [f"s3://{artifacts.bucket}/"],
+                            "images": [f"{registries.public}/"],
+                        }
+                    }
+                },
                 "s3": {
                     "endpoint": v["MODELREG_S3_ENDPOINT"],
                     "region": v["AWS_DEFAULT_REGION"],
@@ -272,6 +282,14 @@ def test_helm_install_serves_approved_versions_then_upgrades_and_uninstalls_clea
                 apps = kubernetes.client.AppsV1Api(cluster.api())
                 dep = apps.read_namespaced_deployment("serve", registry.namespace)
                 assert dep.spec.template.spec.containers[0].image == img.pinned
+                # a source the admin does not allow this namespace is refused at once
+                message = denied(
+                    lambda: registry.version(
+                        "elsewhere", "m", {"uri": "s3://another-teams-bucket/model.bin"},
+                        img.reference,
+                    )
+                )  # fmt: skip
+                assert "not in a source a cluster admin allows namespace" in message
                 # nothing unapproved: a version nobody approved does not roll out
                 ready_version(registry, artifacts, registries, "v2", "m", approve=False)
                 time.sleep(2)

@@ -467,3 +467,29 @@ def test_an_archive_always_fits():
     archived = mv_with(long, ann.ARCHIVED, "true")
     with pytest.raises(Denied, match="too often to record another un-archive"):
         admit("UPDATE", long, archived)
+
+
+def test_a_rollback_on_an_admins_deployment_asks_for_its_service_account_again():
+    """modelreg.dev/rollback-to changes which version runs under the ServiceAccount, as
+    spec.version does (found by review: it went around the pin and the re-check)."""
+    old = md(serviceAccountName="fraud-serving")
+    rolled = {**old, "metadata": {"annotations": {ann.ROLLBACK_TO: "v9"}}}
+    _, may = granting()
+    with pytest.raises(Denied, match=r"used anew: .*rollback to v9"):
+        admit_delegation("ModelDeployment", rolled, old, may)
+    admit_delegation("ModelDeployment", md(replicas=2), md(), may)  # nothing delegated
+
+
+def test_a_comment_left_by_someone_else_is_not_recorded_as_the_deciders():
+    """eve writes approval-comment (and archive-comment) and leaves it; the approver's
+    later decision without a comment must not carry eve's words (found by review)."""
+    planted = mv(**{ann.APPROVAL_COMMENT: "LGTM, security sign-off"})
+    asked = mv_with(planted, ann.APPROVAL, "Rejected")
+    changes = admit("UPDATE", asked, planted)
+    assert ann.decisions({ann.DECISIONS: str(changes[ann.DECISIONS])})[-1].comment == ""
+    archive = mv(**{ann.ARCHIVE_COMMENT: "planted"})
+    changes = admit("UPDATE", mv_with(archive, ann.ARCHIVED, "true"), archive)
+    assert trail(changes) == [("alice", "Archived", "")]
+    given = mv_with(mv_with(mv(), ann.APPROVAL, "Approved"), ann.APPROVAL_COMMENT, "mine")
+    changes = admit("UPDATE", given, mv())
+    assert ann.decisions({ann.DECISIONS: str(changes[ann.DECISIONS])})[-1].comment == "mine"

@@ -338,3 +338,25 @@ def test_the_verified_s3_version_is_fetched() -> None:
     assert k.dep is not None
     args = k.template(k.dep)["spec"]["initContainers"][0]["args"]
     assert args[-2:] == ["--version-id", "3HL4kqtJlcpXroDTDmJ"]
+
+
+def test_pointed_at_a_model_that_does_not_exist_it_holds_nothing() -> None:
+    """Re-pointing a deployment at a missing model must not freeze what it served: that
+    version's revocations would no longer reach it (found by review)."""
+    k = serving_v1()
+    k.model = lambda namespace, name: None  # type: ignore[method-assign,assignment,return-value]
+    k.respec(modelRef={"name": "missing"})
+    assert "ScaledToZero" in reconcile(k)
+    assert k.scaled == 1
+    assert "currentVersion" not in k.status()
+
+
+def test_the_deployment_s_labels_are_not_copied_to_what_modelreg_writes() -> None:
+    k = FakeKube()
+    k.md["metadata"]["labels"] = {"argocd.argoproj.io/instance": "payments"}
+    k.versions["v1"] = version("v1", 1)
+    reconcile(k)
+    assert k.dep is not None
+    assert k.svc is not None
+    assert "argocd.argoproj.io/instance" not in k.dep["metadata"].get("labels", {})
+    assert "argocd.argoproj.io/instance" not in k.svc["metadata"].get("labels", {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.support.invariants import InvariantChecker
@@ -76,3 +77,31 @@ def test_tags_second_deployments_reused_numbers_and_rewritten_decisions() -> Non
     assert any("decisions of v1 changed or disappeared" in v for v in found)
     assert "serve runs r.io/s:latest, not pinned by digest" in found
     assert "a second Deployment serve-2 for serve" in found
+
+
+def test_a_revision_must_run_what_the_approvals_were_recorded_over() -> None:
+    approved = [
+        {"user": "alice", "decision": "Approved", "image": DIGEST, "artifactSha256": "a" * 64}
+    ]
+
+    def bound(rv: int) -> dict[str, Any]:
+        mv = version("v1", rv, ready=True)
+        mv["metadata"]["annotations"]["modelreg.dev/decisions"] = json.dumps(approved)
+        return mv
+
+    def fetching(rv: int, sha: str) -> dict[str, Any]:
+        dep = deployment(rv, "v1")
+        dep["spec"]["template"]["spec"]["initContainers"] = [
+            {"name": "storage-initializer", "args": ["fetch-artifact", "--sha256", sha]}
+        ]
+        return dep
+
+    c = checker()
+    c._on_version("ADDED", bound(10))
+    c._on_deployment("ADDED", fetching(20, "a" * 64))
+    assert c.stop() == []
+    c = checker()
+    c._on_version("ADDED", bound(10))
+    c._on_deployment("ADDED", fetching(20, "b" * 64))
+    (violation,) = c.stop()
+    assert "the approvals of v1 were recorded over" in violation

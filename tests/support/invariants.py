@@ -9,6 +9,8 @@ reports a violation when:
   digest;
 - an image is not pinned by digest;
 - a ModelDeployment has more than one Deployment or Service;
+- a Deployment runs an image digest or artifact sha256 other than what the approving
+  decisions of its version were recorded over (decisions made once it was verified);
 - a version number is given to two versions of one model;
 - a recorded approval decision disappears or changes.
 """
@@ -16,6 +18,7 @@ reports a violation when:
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -34,16 +37,40 @@ class _VersionHistory:
     rvs: list[int] = field(default_factory=list)
     ready: list[bool] = field(default_factory=list)
     resolved: list[str | None] = field(default_factory=list)
+    #: (image, artifact sha256) that the approvals in force were recorded over
+    approved: list[set[tuple[str | None, str | None]]] = field(default_factory=list)
 
-    def add(self, rv: int, ready: bool, resolved: str | None) -> None:
+    def add(
+        self,
+        rv: int,
+        ready: bool,
+        resolved: str | None,
+        approved: set[tuple[str | None, str | None]],
+    ) -> None:
         i = bisect.bisect(self.rvs, rv)
         self.rvs.insert(i, rv)
         self.ready.insert(i, ready)
         self.resolved.insert(i, resolved)
+        self.approved.insert(i, approved)
 
-    def as_of(self, rv: int) -> tuple[bool, str | None] | None:
+    def as_of(self, rv: int) -> tuple[bool, str | None, set[tuple[str | None, str | None]]] | None:
         i = bisect.bisect(self.rvs, rv) - 1
-        return (self.ready[i], self.resolved[i]) if i >= 0 else None
+        return (self.ready[i], self.resolved[i], self.approved[i]) if i >= 0 else None
+
+
+def approved_content(annotations: dict[str, str]) -> set[tuple[str | None, str | None]]:
+    """What the approvals in force (after the last rejection) were recorded over."""
+    content: set[tuple[str | None, str | None]] = set()
+    try:
+        decisions = json.loads(annotations.get("modelreg.dev/decisions") or "[]")
+    except ValueError:
+        return content
+    for d in decisions:
+        if d.get("decision") == "Rejected":
+            content = set()
+        elif d.get("image") or d.get("artifactSha256"):
+            content.add((d.get("image"), d.get("artifactSha256")))
+    return content
 
 
 @dataclass
@@ -138,7 +165,10 @@ class InvariantChecker:
         with self._lock:
             self.version_events += 1
             self._versions[name].add(
-                int(meta["resourceVersion"]), ready, (status.get("image") or {}).get("resolved")
+                int(meta["resourceVersion"]),
+                ready,
+                (status.get("image") or {}).get("resolved"),
+                approved_content(meta.get("annotations") or {}),
             )
             decisions = (status.get("approval") or {}).get("decisions") or []
             before = self._decisions.get(uid, [])
@@ -222,14 +252,29 @@ class InvariantChecker:
             if state is None:
                 self.violations.append(f"{name} points at {version}, unknown as of rv {rv}")
                 continue
-            ready, resolved = state
+            ready, resolved, approved = state
             if not ready:
                 self.violations.append(f"{name} points at {version}, not Ready as of rv {rv}")
             elif resolved and container["image"] != resolved:
                 self.violations.append(
                     f"{name} runs {container['image']}, but {version} resolved to {resolved}"
                 )
+            running = (container["image"], _fetched_sha256(template))
+            if ready and approved and running not in approved:
+                self.violations.append(
+                    f"{name} runs {running}, but the approvals of {version} were recorded "
+                    f"over {sorted(approved, key=str)}"
+                )
         self._pending = keep
+
+
+def _fetched_sha256(template: dict[str, Any]) -> str | None:
+    """The sha256 the storage-initializer checks (its ``--sha256`` argument)."""
+    for init in template["spec"].get("initContainers") or []:
+        args = init.get("args") or []
+        if "--sha256" in args and args.index("--sha256") + 1 < len(args):
+            return str(args[args.index("--sha256") + 1])
+    return None
 
 
 def _plain(api: kubernetes.client.ApiClient, obj: Any) -> dict[str, Any]:

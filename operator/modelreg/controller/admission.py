@@ -75,6 +75,7 @@ def admit_version(
     *,
     may_retire: RetireCheck,
     content: tuple[str | None, str | None] | None = None,
+    namespace: str = "",
 ) -> dict[str, str | None]:
     """The annotation changes to make to ``new`` (None removes); raises :class:`Denied`.
     ``content``: what the version verified as before this request (image, sha256), the
@@ -94,6 +95,13 @@ def admit_version(
             raise Denied(f"{ann.ARCHIVED} must not be set at creation: register, then archive")
         spec = new.get("spec") or {}
         model = (spec.get("modelRef") or {}).get("name", "")
+        namespace = namespace or new.get("metadata", {}).get("namespace", "")
+        admin = policy.admin_sources()
+        why_not = admin.artifact_denial(
+            namespace, (spec.get("artifact") or {}).get("uri", "")
+        ) or admin.image_denial(namespace, (spec.get("image") or {}).get("reference", ""))
+        if why_not:
+            raise Denied(why_not)
         security = security_of(model)
         if security is not None:
             why = policy.artifact_denial(
@@ -140,7 +148,7 @@ def admit_version(
         f"ModelVersion {name} already holds {len(recorded)} decisions ({size} bytes), the "
         "most one version records"
     )
-    comment = new_ann.get(ann.APPROVAL_COMMENT, "")[:1024]
+    comment = _requested(new_ann, old_ann, ann.APPROVAL_COMMENT)
     if value == Decision.APPROVED and (len(recorded) >= MAX_DECISIONS or size > APPROVALS_BYTES):
         raise Denied(f"{full} for an approval: register a new version to decide again")
     if value == Decision.REJECTED and (len(recorded) >= MAX_DECISIONS or size > REJECTIONS_BYTES):
@@ -165,6 +173,13 @@ def admit_version(
     if ann.APPROVAL_COMMENT in new_ann:
         changes[ann.APPROVAL_COMMENT] = None
     return changes
+
+
+def _requested(new_ann: Mapping[str, str], old_ann: Mapping[str, str], key: str) -> str:
+    """A comment given with this request (set or changed by it): one left on the object
+    by someone else earlier is not the decider's, so it is not recorded as theirs."""
+    value = new_ann.get(key, "")
+    return value[:1024] if value != old_ann.get(key, "") else ""
 
 
 def _retirement(
@@ -200,7 +215,7 @@ def _retirement(
                 f"{', '.join(serving_now)} serve it: point them at another version first"
             )
     trail = ann.archive_record(old_ann)
-    comment = new_ann.get(ann.ARCHIVE_COMMENT, "")[:1024]
+    comment = _requested(new_ann, old_ann, ann.ARCHIVE_COMMENT)
     if len(old_ann.get(ann.ARCHIVE_RECORD, "")) > ARCHIVE_RECORD_BYTES:
         if not archiving:
             raise Denied(
@@ -408,17 +423,20 @@ def _secret(name: str) -> Access:
     return Access("get", "secrets", name=name)
 
 
-def delegated(kind: str, spec: Obj) -> dict[str, tuple[Access, tuple[str, ...]]]:
-    """The fields of a spec that make the operator use something on its author's behalf,
-    each with what it is used for: the permission and its purpose."""
+def delegated(kind: str, obj: Obj) -> dict[str, tuple[Access, tuple[str, ...]]]:
+    """The fields of an object that make the operator use something on its author's
+    behalf, each with what it is used for: the permission and its purpose."""
     asks: dict[str, tuple[Access, tuple[str, ...]]] = {}
+    spec = obj.get("spec") or {}
     if kind == "ModelDeployment":
         # what runs under the ServiceAccount and what the Secret fetches: the versions of
-        # this model (under its policy), or the one pinned
+        # this model (under its policy), the one pinned, or the one rolled back to
         pin = spec.get("version") or {}
+        rollback = _annotations(obj).get(ann.ROLLBACK_TO)
         serves = (
             f"model {(spec.get('modelRef') or {}).get('name', '')}",
             f"version {pin.get('name') or pin.get('number')}" if pin else "",
+            f"rollback to {rollback}" if rollback else "",
         )
         if account := spec.get("serviceAccountName"):
             asks["spec.serviceAccountName"] = (
@@ -455,12 +473,8 @@ def admit_delegation(kind: str, new: Obj, old: Obj | None, may: AccessCheck) -> 
     version) is asking anew for its ServiceAccount and Secret, and so is sending a
     notification signed with a Secret to another URL.
     """
-    before = set(delegated(kind, (old or {}).get("spec") or {}).values())
-    asks = [
-        (f, use[0], use[1])
-        for f, use in delegated(kind, new.get("spec") or {}).items()
-        if use not in before
-    ]
+    before = set(delegated(kind, old or {}).values())
+    asks = [(f, use[0], use[1]) for f, use in delegated(kind, new).items() if use not in before]
     missing = [(f, a, purpose) for f, a, purpose in asks if not may(a)]
     if not missing or may(CREATE_DEPLOYMENTS):
         return

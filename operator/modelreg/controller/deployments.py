@@ -223,7 +223,10 @@ class _Run:
         )
         svc = builders.service(self.name, self.namespace, self.spec.model_ref.name, self.spec)
         for obj in (dep, svc):
-            kopf.adopt(obj, owner=kopf.Body(self.body))  # type: ignore[arg-type]
+            # an owner reference only: kopf.adopt would copy the ModelDeployment's labels
+            # (anyone's to write) onto the Service and Deployment, where Argo CD,
+            # kube-proxy or policy engines read them
+            kopf.append_owner_reference(obj, owner=kopf.Body(self.body))  # type: ignore[arg-type]
             live = self.kube.apply(obj)
             # apply resets only the fields modelreg owns: a container, volume or setting
             # added by hand stays, unless the whole spec is put back
@@ -311,6 +314,19 @@ class _Run:
     def run(self) -> Outcome:
         model = self.spec.model_ref.name
         rm = self.kube.model(self.namespace, model)
+        if rm is None and self.repointed():
+            # pointed at a model that does not exist: what it served belongs to another
+            # model, whose revocations would no longer reach it; it is not held
+            self.kube.scale_to_zero(self.namespace, self.name)
+            self.status.current_version = None
+            message = (
+                f"RegisteredModel {model!r} does not exist in {self.namespace}; what this "
+                "deployment served is another model's, so it is scaled to zero"
+            )
+            self.condition("Ready", FALSE, "ModelNotFound", message)
+            self.condition("Progressing", FALSE, "ScaledToZero", message)
+            self.events.append(("Warning", "ScaledToZero", message))
+            return self.finish()
         if rm is None:
             # its policy is gone with it, so no version can be judged: hold, do not revoke
             # (deleting a model by mistake must not take production down)
@@ -458,6 +474,16 @@ class _Run:
             self.condition("Progressing", TRUE, "RollingOut", f"rolling out {t.name}")
             self.condition("Ready", UNKNOWN, "RollingOut", f"rolling out {t.name}")
         return self.finish()
+
+    def repointed(self) -> bool:
+        """Whether the version served now is not a version of ``spec.modelRef`` (the
+        deployment was pointed at another model since)."""
+        current = self.status.current_version
+        if current is None:
+            return False
+        mv = self.kube.get("modelversions", self.namespace, current.name)
+        served_model = ((mv or {}).get("spec") or {}).get("modelRef", {}).get("name")
+        return bool(served_model != self.spec.model_ref.name)
 
     def name_taken(self, dep: dict[str, Any] | None) -> bool:
         """Whether a Deployment or Service of this name exists that is not this

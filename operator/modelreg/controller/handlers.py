@@ -20,6 +20,7 @@ import kopf
 import kubernetes
 
 from modelreg import notify, record
+from modelreg import policy as source_policy
 from modelreg.api import annotations as ann
 from modelreg.api.base import GROUP, VERSION
 from modelreg.api.registered_model import (
@@ -102,7 +103,7 @@ def deployment_index(namespace: str | None, body: kopf.Body, **_: Any) -> dict[A
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) -> None:
     # kopf logs in itself (in-cluster or kubeconfig) and configures the kubernetes client
     tune(settings)
     # what kopf last handled, in memory rather than in an annotation: one write (and one
@@ -112,6 +113,15 @@ def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.diffbase_storage = _diffbase
     global _operator_user
     _operator_user = bootstrap.whoami(load_client())
+    try:
+        sources = source_policy.admin_sources()
+    except ValueError as e:
+        raise kopf.PermanentError(str(e)) from e
+    if sources.rules is None:
+        logger.warning(
+            f"{source_policy.SOURCES_ENV} is not set: versions may use any artifact and "
+            "image source (the Helm chart sets it from sources.allowed)"
+        )
     global _record_key
     namespace, key_secret = os.environ.get("MODELREG_NAMESPACE"), record.secret_from_env()
     if key_secret:
@@ -310,6 +320,7 @@ def _record_decisions(
             models.security,
             may_retire=_retire_check(userinfo, namespace or ""),
             content=_verified_content(kwargs.get("old")),
+            namespace=namespace or "",
         )
     model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):

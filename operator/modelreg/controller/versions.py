@@ -146,7 +146,10 @@ def reconcile_version(
     retry: list[str] = []
     conds = status.conditions
     skip = set(spec.validation.skip)
-    artifact_denied = source_policy.artifact_denial(security, model, spec.artifact.uri)
+    admin = source_policy.admin_sources()
+    artifact_denied = admin.artifact_denial(
+        namespace, spec.artifact.uri
+    ) or source_policy.artifact_denial(security, model, spec.artifact.uri)
     if artifact_denied:
         # the store is not even contacted
         conds = conditions.set_condition(
@@ -194,7 +197,9 @@ def reconcile_version(
             conds = conditions.set_condition(
                 conds, ARTIFACT_VERIFIED, FALSE, "EncryptionRequired", problem, gen, _now()
             )
-    image_denied = source_policy.image_denial(security, model, spec.image.reference)
+    image_denied = admin.image_denial(
+        namespace, spec.image.reference
+    ) or source_policy.image_denial(security, model, spec.image.reference)
     if image_denied:
         conds = conditions.set_condition(
             conds, IMAGE_RESOLVED, FALSE, "SourceNotAllowed", image_denied, gen, _now()

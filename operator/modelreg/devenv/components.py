@@ -186,6 +186,9 @@ def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
             # its S3 server and registries are on loopback: allowed explicitly (never
             # by default: verify/egress.py)
             "MODELREG_ALLOWED_ADDRESSES": LOOPBACK,
+            # one person's environment: every namespace may use every source (the chart
+            # allows none until an admin lists them: sources.allowed)
+            "MODELREG_ALLOWED_SOURCES": '{"*": {"artifacts": ["*"], "images": ["*"]}}',
             "MODELREG_WEBHOOK_LISTEN": "127.0.0.1",
             "MODELREG_WEBHOOK_HOST": "127.0.0.1",
             "MODELREG_WEBHOOK_PORT": str(ports.webhook),

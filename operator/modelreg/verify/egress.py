@@ -42,10 +42,20 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _FORBIDDEN = "loopback, link-local (cloud metadata), unspecified or multicast"
 
 
+#: cloud metadata services outside link-local (AWS's IPv6 one)
+_METADATA = (ipaddress.ip_address("fd00:ec2::254"),)
+
+
 def forbidden(ip: IPAddress) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         return forbidden(ip.ipv4_mapped)
-    return ip.is_loopback or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+    return (
+        ip.is_loopback
+        or ip.is_link_local
+        or ip.is_unspecified
+        or ip.is_multicast
+        or ip in _METADATA
+    )
 
 
 def _networks(value: str | None) -> tuple[Network, ...]:
