@@ -105,3 +105,19 @@ def test_a_revision_must_run_what_the_approvals_were_recorded_over() -> None:
     c._on_deployment("ADDED", fetching(20, "b" * 64))
     (violation,) = c.stop()
     assert "the approvals of v1 were recorded over" in violation
+
+
+def test_a_part_recorded_as_unverified_is_not_compared() -> None:
+    """validation.skip [Image]: the decision records no image; the sha256 still binds."""
+    approved = [{"user": "alice", "decision": "Approved", "artifactSha256": "a" * 64}]
+    mv = version("v1", 10, ready=True)
+    mv["metadata"]["annotations"]["modelreg.dev/decisions"] = json.dumps(approved)
+    for sha, expected in (("a" * 64, 0), ("b" * 64, 1)):
+        c = checker()
+        c._on_version("ADDED", mv)
+        dep = deployment(20, "v1")
+        dep["spec"]["template"]["spec"]["initContainers"] = [
+            {"name": "storage-initializer", "args": ["--sha256", sha]}
+        ]
+        c._on_deployment("ADDED", dep)
+        assert len(c.stop()) == expected

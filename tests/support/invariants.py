@@ -260,7 +260,16 @@ class InvariantChecker:
                     f"{name} runs {container['image']}, but {version} resolved to {resolved}"
                 )
             running = (container["image"], _fetched_sha256(template))
-            if ready and approved and running not in approved:
+            # a part recorded as None was not verified (validation.skip): the immutable
+            # spec is what was approved there, checked above
+            if (
+                ready
+                and approved
+                and not any(
+                    all(want is None or want == have for want, have in zip(a, running, strict=True))
+                    for a in approved
+                )
+            ):
                 self.violations.append(
                     f"{name} runs {running}, but the approvals of {version} were recorded "
                     f"over {sorted(approved, key=str)}"

@@ -126,3 +126,21 @@ def test_an_image_check_against_a_trickling_registry_is_unknown_and_bounded() ->
     assert v.status == UNKNOWN
     assert v.reason == "RegistryUnreachable"
     assert time.monotonic() - start < 4
+
+
+def test_an_s3_store_that_trickles_is_unknown_within_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """boto3's timeouts are per read; the S3 check still ends at the check's deadline."""
+    from modelreg.verify.artifacts import StoreConfig, verify_artifact
+
+    monkeypatch.setenv("MODELREG_CHECK_DEADLINE_SECONDS", "1.5")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    with trickling() as host:
+        config = StoreConfig(s3_endpoint=f"http://{host}", region="us-east-1")
+        start = time.monotonic()
+        v = verify_artifact("s3://models/m/1.bin", None, config)
+    assert (v.status, v.reason) == (UNKNOWN, "StoreUnavailable")
+    assert "deadline" in v.message
+    assert time.monotonic() - start < 4

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import concurrent.futures
 import functools
 import hashlib
 import os
@@ -338,11 +339,31 @@ def _too_large_to_hash(uri: str, config: StoreConfig, details: dict[str, Any]) -
     )
 
 
+#: S3 checks run here; a slow store fills it at worst, and later checks wait in its
+#: queue no longer than their deadline
+_s3_checks = concurrent.futures.ThreadPoolExecutor(8, thread_name_prefix="s3-checks")
+
+
 def verify_artifact(
     uri: str, expected_sha256: str | None, config: StoreConfig, version_id: str | None = None
 ) -> Verdict:
     """Verify ``uri`` (of S3 version ``version_id``, once pinned) with a fresh client."""
     if uri.startswith("s3://"):
-        return verify_s3(config.s3_client(), uri, expected_sha256, config, version_id)
+        # boto3's timeouts are per read: the check's total deadline is kept by waiting on
+        # a pool of its own, so a store that trickles holds none of the caller's threads
+        # past it (verify/egress.py holds HTTP checks to it on every read instead)
+        deadline = EgressPolicy.from_env().deadline_seconds
+        future = _s3_checks.submit(
+            verify_s3, config.s3_client(), uri, expected_sha256, config, version_id
+        )
+        try:
+            return future.result(timeout=deadline)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            return Verdict.unknown(
+                "StoreUnavailable",
+                f"the S3 store did not answer about {uri} within the check's deadline "
+                f"({deadline:g} s): verified again with backoff",
+            )
     with http.client(config.timeout_seconds) as client:
         return verify_https(client, uri, expected_sha256, config)
