@@ -8,6 +8,7 @@ rights on ModelVersions) is detected and does not count.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import os
@@ -32,16 +33,29 @@ def secret_from_env() -> str | None:
     return os.environ.get(SECRET_ENV) or None
 
 
-def _payload(namespace: str, model: str, annotations: Mapping[str, str]) -> bytes:
-    # namespace, model and number name the version (numbers are never reused), so a record
-    # cannot be copied to another version; the object name may not exist yet at admission
-    # (generateName), which is why it is not part of it
+#: how far the admission stamp of a version's creation (``created-at``, signed) may be
+#: from the object's own ``creationTimestamp``: a record copied onto an object created at
+#: another time (a version deleted and made again under the same model and number) does
+#: not verify
+CREATION_SKEW_SECONDS = 300
+
+
+def _payload(
+    namespace: str, model: str, annotations: Mapping[str, str], bound: bool = True
+) -> bytes:
+    # namespace, model and number name the version, and (record/v2) the admission stamp
+    # of its creation, checked against the object's creationTimestamp, binds it to this
+    # object: names and numbers can come back after a delete, a creation time cannot.
+    # The object name (it may not exist yet at admission: generateName) and uid (not
+    # assigned before mutating admission) cannot be part of it
     parts = [namespace, model] + [
         f"{k}={annotations.get(k, '')}"
         for k in ann.SIGNED
         # added later: left out while absent, so records signed before still verify
         if k not in ann.SIGNED_WHEN_PRESENT or k in annotations
     ]
+    if bound:
+        parts = ["record/v2", *parts, f"{ann.CREATED_AT}={annotations.get(ann.CREATED_AT, '')}"]
     return "\n".join(parts).encode()
 
 
@@ -49,12 +63,31 @@ def sign(key: bytes, namespace: str, model: str, annotations: Mapping[str, str])
     return hmac.new(key, _payload(namespace, model, annotations), hashlib.sha256).hexdigest()
 
 
-def verify(key: bytes | None, namespace: str, model: str, annotations: Mapping[str, str]) -> bool:
-    """Whether the record is the webhook's (always True when no key is configured)."""
+def verify(
+    key: bytes | None,
+    namespace: str,
+    model: str,
+    annotations: Mapping[str, str],
+    created: str | None = None,
+) -> bool:
+    """Whether the record is the webhook's (always True when no key is configured), and,
+    given the object's ``creationTimestamp``, was signed for an object created then.
+    Records signed before record/v2 verify as they were (without that binding)."""
     if key is None:
         return True
     given = annotations.get(ann.SIGNATURE, "")
-    return hmac.compare_digest(given, sign(key, namespace, model, annotations))
+    if hmac.compare_digest(given, sign(key, namespace, model, annotations)):
+        return created is None or _created_then(annotations.get(ann.CREATED_AT, ""), created)
+    legacy = hmac.new(key, _payload(namespace, model, annotations, False), hashlib.sha256)
+    return hmac.compare_digest(given, legacy.hexdigest())
+
+
+def _created_then(stamp: str, created: str) -> bool:
+    try:
+        then = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return False
+    return stamp.isdigit() and abs(int(stamp) / 1e9 - then) <= CREATION_SKEW_SECONDS
 
 
 @dataclass(frozen=True)

@@ -122,7 +122,7 @@ def _untrusted_because(
     values = record.Verification.of(mv)
     if not values.verified or not record.seal_valid(key, values, status.get("seal")):
         return "Unsealed"
-    if not record.verify(key, meta["namespace"], model, annotations):
+    if not record.verify(key, meta["namespace"], model, annotations, meta.get("creationTimestamp")):
         return "RecordTampered"
     metrics = ModelVersionSpec.model_validate(mv.get("spec") or {}).metrics
     if (

@@ -219,7 +219,9 @@ def reconcile_version(
         # a tag is resolved once: checked again, a version is held to the digest it was
         # resolved to (and approved on), never to whatever the tag names now
         resolved = old.image.resolved if old.image is not None and not tampered else None
-        if resolved is None and record.verify(record_key, namespace, model, annotations):
+        if resolved is None and record.verify(
+            record_key, namespace, model, annotations, meta.get("creationTimestamp")
+        ):
             # results discarded (an unsealed status): the digest a decision was made
             # on, in the signed record, pins it instead of the tag
             resolved = next(
@@ -241,7 +243,9 @@ def reconcile_version(
         if v.retry:
             retry.append(v.message)
 
-    if not record.verify(record_key, namespace, spec.model_ref.name, annotations):
+    if not record.verify(
+        record_key, namespace, spec.model_ref.name, annotations, meta.get("creationTimestamp")
+    ):
         # written while the webhook was not there to check it: nothing in it counts
         status.registered_by = None
         status.approval = Approval(state=ApprovalState.PENDING, required=policy.required_approvals)
