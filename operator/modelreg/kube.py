@@ -269,23 +269,20 @@ class Kube:
         """A client model object as the API's own JSON (camelCase dicts)."""
         return cast(Obj, self.api.sanitize_for_serialization(model))  # type: ignore[no-untyped-call]
 
-    def get_deployment(self, namespace: str, name: str) -> Obj | None:
+    def _read(self, read: Callable[[str, str], object], namespace: str, name: str) -> Obj | None:
+        """A built-in object (None when there is none)."""
         try:
-            dep = self.apps.read_namespaced_deployment(name, namespace)
+            return self._plain(read(name, namespace))
         except ApiException as e:
             if e.status == 404:
                 return None
             raise
-        return self._plain(dep)
+
+    def get_deployment(self, namespace: str, name: str) -> Obj | None:
+        return self._read(self.apps.read_namespaced_deployment, namespace, name)
 
     def get_service(self, namespace: str, name: str) -> Obj | None:
-        try:
-            svc = self.core.read_namespaced_service(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
-        return self._plain(svc)
+        return self._read(self.core.read_namespaced_service, namespace, name)
 
     def pods(self, namespace: str, selector: str) -> list[Obj]:
         items = self.core.list_namespaced_pod(namespace, label_selector=selector).items

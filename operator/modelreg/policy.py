@@ -13,7 +13,7 @@ import functools
 import json
 import os
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from modelreg.api.model_version import ArtifactStatus
@@ -49,6 +49,20 @@ def image_repository(reference: str) -> str:
     return f"{ref.registry}/{ref.repository}"
 
 
+def _repository_outside(
+    reference: str, allowed: Iterable[str], against: str
+) -> tuple[str | None, str | None]:
+    """The image's repository if it is under none of ``allowed`` (None: it is under one,
+    or it cannot be read, and then why)."""
+    try:
+        repository = image_repository(reference)
+    except ValueError as e:
+        return None, f"image {reference} cannot be checked against {against}: {e}"
+    if any(matches(repository, p) for p in allowed):
+        return None, None
+    return repository, None
+
+
 def artifact_denial(policy: SecurityPolicy, model: str, uri: str) -> str | None:
     """Why ``uri`` is outside the policy (None: allowed)."""
     allowed = policy.allowed_artifact_prefixes
@@ -66,12 +80,9 @@ def image_denial(policy: SecurityPolicy, model: str, reference: str) -> str | No
     allowed = policy.allowed_image_prefixes
     if not allowed:
         return None
-    try:
-        repository = image_repository(reference)
-    except ValueError as e:
-        return f"image {reference} cannot be checked against the securityPolicy: {e}"
-    if any(matches(repository, p) for p in allowed):
-        return None
+    repository, unreadable = _repository_outside(reference, allowed, "the securityPolicy")
+    if repository is None:
+        return unreadable
     return (
         f"image {reference} ({repository}) is outside RegisteredModel {model}'s "
         f"securityPolicy.allowedImagePrefixes ({', '.join(allowed)}): push the image "
@@ -156,12 +167,9 @@ class AdminSources:
         allowed = self._allowed(namespace, 1)
         if allowed is None or "*" in allowed:
             return None
-        try:
-            repository = image_repository(reference)
-        except ValueError as e:
-            return f"image {reference} cannot be checked against the allowed sources: {e}"
-        if any(matches(repository, p) for p in allowed):
-            return None
+        repository, unreadable = _repository_outside(reference, allowed, "the allowed sources")
+        if repository is None:
+            return unreadable
         return (
             f"image {reference} ({repository}) is not in a registry a cluster admin allows "
             f"namespace {namespace} ({', '.join(allowed) or 'none'}; {SOURCES_ENV}, the "
