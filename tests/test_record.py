@@ -103,3 +103,25 @@ def test_a_record_is_bound_to_the_creation_of_its_object() -> None:
     assert verify(key, "ns", "m", legacy, later)
     legacy[ann.NUMBER] = "2"
     assert not verify(key, "ns", "m", legacy, later)
+
+
+def test_a_saved_record_does_not_verify_on_the_re_created_version() -> None:
+    """Numbers are never reused (issue 15, item 9: controller/marks.py): the version made
+    again under the same name after a delete gets a new number and its own creation stamp
+    from the webhook, so the saved record (signed over the old number, record/v2 also over
+    the old stamp) does not verify on it, whether signed before record/v2 or after."""
+    from modelreg.record import _payload
+
+    created = dt.datetime.fromtimestamp(1_796_000_000, dt.UTC)
+    old = {ann.REGISTERED_BY: "dana", ann.NUMBER: "1", ann.DECISIONS: RECORD[ann.DECISIONS]}
+    old[ann.CREATED_AT] = str(1_796_000_000 * 10**9)
+    saved = {ann.SIGNATURE: record.sign(KEY, "ns", "m", old), ann.DECISIONS: old[ann.DECISIONS]}
+    legacy = hmac.new(KEY, _payload("ns", "m", old, bound=False), hashlib.sha256).hexdigest()
+    later = created + dt.timedelta(days=3)
+    # what the webhook wrote on the new v1 (number 3), with the saved record copied over
+    new = {ann.REGISTERED_BY: "dana", ann.NUMBER: "3"}
+    new[ann.CREATED_AT] = str(int(later.timestamp()) * 10**9)
+    for signature in (saved[ann.SIGNATURE], legacy):
+        copied = {**new, ann.DECISIONS: saved[ann.DECISIONS], ann.SIGNATURE: signature}
+        assert not record.verify(KEY, "ns", "m", copied, later.isoformat())
+        assert not record.verify(KEY, "ns", "m", copied)

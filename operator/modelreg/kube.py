@@ -136,24 +136,6 @@ class Kube:
             self.on_write(obj)
         return obj
 
-    def replace_status(self, plural: str, obj: Obj) -> Obj:
-        """Write ``obj``'s status only if its resourceVersion is still current."""
-        meta = obj["metadata"]
-        try:
-            out = cast(
-                Obj,
-                self.custom.replace_namespaced_custom_object_status(
-                    GROUP, VERSION, meta["namespace"], plural, meta["name"], obj
-                ),
-            )
-        except ApiException as e:
-            if e.status == 409:
-                raise Conflict(meta["name"]) from e
-            raise
-        if self.on_write is not None:
-            self.on_write(out)
-        return out
-
     def annotate(
         self, plural: str, namespace: str, name: str, annotations: dict[str, str | None]
     ) -> str | None:
@@ -186,6 +168,49 @@ class Kube:
                 return None
             raise
         return dict(secret.data or {})
+
+    # --- configmaps: the operator's own records, in its own namespace -----------------
+
+    def get_configmap(self, namespace: str, name: str, timeout: float) -> Obj | None:
+        """A ConfigMap (None if it does not exist), waited on at most ``timeout`` seconds."""
+        try:
+            obj = self.core.read_namespaced_config_map(name, namespace, _request_timeout=timeout)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return self._plain(obj)
+
+    def create_configmap(self, obj: Obj, timeout: float) -> Obj:
+        """Create ``obj``; :class:`Conflict` if one of its name exists already."""
+        try:
+            out = self.core.create_namespaced_config_map(
+                obj["metadata"]["namespace"],
+                obj,  # type: ignore[arg-type]
+                _request_timeout=timeout,
+            )
+        except ApiException as e:
+            if e.status == 409:
+                raise Conflict(obj["metadata"]["name"]) from e
+            raise
+        return self._plain(out)
+
+    def replace_configmap(self, obj: Obj, timeout: float) -> Obj:
+        """Replace ``obj`` only if its resourceVersion is still current; Conflict if it
+        changed, or is gone, since it was read."""
+        meta = obj["metadata"]
+        try:
+            out = self.core.replace_namespaced_config_map(
+                meta["name"],
+                meta["namespace"],
+                obj,  # type: ignore[arg-type]
+                _request_timeout=timeout,
+            )
+        except ApiException as e:
+            if e.status in (404, 409):
+                raise Conflict(meta["name"]) from e
+            raise
+        return self._plain(out)
 
     # --- authorization -----------------------------------------------------------------
 

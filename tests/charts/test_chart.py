@@ -212,12 +212,20 @@ def test_rbac_is_least_privilege(helm_bin: str, values: Path) -> None:
                 if "update" in rule["verbs"]:
                     assert role["kind"] == "Role", where
                     assert rule.get("resourceNames"), where
+            if "configmaps" in rule["resources"]:
+                # the version-number marks: only in the operator's own namespace, and
+                # never deleted (a deleted mark would let numbers be reused)
+                assert role["kind"] == "Role", where
+                assert role["metadata"]["namespace"] == "modelreg-system", where
+                assert set(rule["verbs"]) == {"get", "create", "update"}, where
             if {"mutatingwebhookconfigurations", "validatingwebhookconfigurations"} & set(
                 rule["resources"]
             ):
                 assert rule.get("resourceNames"), where
     for binding in of_kind(objects, "ClusterRoleBinding") + of_kind(objects, "RoleBinding"):
         assert binding["roleRef"]["name"] not in {"cluster-admin", "admin", "edit"}
+    (own,) = [r for r in of_kind(objects, "Role") if r["metadata"]["name"].endswith("-self")]
+    assert any("configmaps" in rule["resources"] for rule in own["rules"])
 
 
 @pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.stem)

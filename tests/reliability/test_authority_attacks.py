@@ -1,6 +1,6 @@
 """Attacks on what the operator may touch and who may decide, as the local environment's
 ordinary users (dana: data scientist and model owner, eve: neither, both with edit rights
-on modelreg objects only), through the real API server (issue 15, items 1, 5 and 8).
+on modelreg objects only), through the real API server (issue 15, items 1, 5, 8 and 9).
 
 Each of these got through on main at 4483a96 (see docs/security.md); each is refused or
 ignored now."""
@@ -13,11 +13,13 @@ from typing import Any
 
 import kubernetes
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from modelreg.api import annotations as ann
+from modelreg.devenv import identities
 from tests.controller.test_deployments import MD, MV, ready_version, served
 from tests.support.cluster import Registries
-from tests.support.modelreg import Artifacts, Registry, denied
+from tests.support.modelreg import Artifacts, Registry, denied, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.kwok]
 
@@ -218,3 +220,69 @@ def test_a_version_grown_after_approval_can_still_be_revoked(
     registry.wait_condition(MD, "serve", "Ready", "False", "NoDeployableVersion")
     registry.annotate("v1", "dana", archived="true", archive_comment="y" * 1024)
     registry.wait_condition(MV, "v1", "Ready", "False", "Archived")
+
+
+def test_numbers_go_on_after_the_model_is_deleted_and_created_again(
+    registry: Registry, artifacts: Artifacts, registries: Registries
+) -> None:
+    """dana deletes her model and its versions and makes them again under the same names
+    (item 9): the numbers started again at 1, so the deployment pinned to version 1 ran
+    the new v1, another artifact nobody approved as version 1. Now they go on past the old
+    ones (kept in the operator's namespace, where dana can neither write nor delete), and
+    the pinned deployment finds no version 1."""
+    dana = registry.api("dana")
+    ns = registry.namespace
+    registry.create("registeredmodels", "RegisteredModel", "m", {}, user="dana")
+    ready_version(registry, artifacts, registries, "v1", "m")
+    ready_version(registry, artifacts, registries, "v2", "m")
+    assert [registry.number("v1"), registry.number("v2")] == [1, 2]
+    registry.create(
+        MD, "ModelDeployment", "serve", {"modelRef": {"name": "m"}, "version": {"number": 1}}
+    )
+    served(registry, "v1")
+    for plural, name in ((MV, "v1"), (MV, "v2"), ("registeredmodels", "m")):
+        dana.delete_namespaced_custom_object("modelreg.dev", "v1alpha1", ns, plural, name)
+
+    def gone() -> bool:
+        try:
+            registry.get("registeredmodels", "m")
+        except ApiException as e:
+            return bool(e.status == 404)
+        return False
+
+    wait_for("model m deleted", gone)
+    registry.create("registeredmodels", "RegisteredModel", "m", {}, user="dana")
+    _, art = ready_version(registry, artifacts, registries, "v1", "m")  # another artifact
+    ready_version(registry, artifacts, registries, "v2", "m")
+    first, second = registry.number("v1"), registry.number("v2")
+    assert first is not None
+    assert second is not None
+    assert first > 2, f"the re-created v1 was numbered {first} again"
+    assert second > first
+    time.sleep(3)  # a rollout of the new v1 would have started by now
+    ready = registry.wait_condition(MD, "serve", "Ready", "False", "NoDeployableVersion")
+    assert "version number 1 of this model does not exist" in ready["message"]
+    current = (registry.get(MD, "serve").get("status") or {}).get("currentVersion") or {}
+    assert current.get("number") != first
+    deployment = kubernetes.client.AppsV1Api(registry.cluster.api()).read_namespaced_deployment(
+        "serve", ns
+    )
+    args = [a for c in deployment.spec.template.spec.init_containers or [] for a in c.args or []]
+    assert art["sha256"] not in args  # the new v1's artifact runs nowhere
+    # the mark is the operator's, in its namespace: dana may not read, change or delete it
+    home = identities.OPERATOR_NAMESPACE
+    admin = kubernetes.client.CoreV1Api(registry.cluster.api())
+    (mark,) = admin.list_namespaced_config_map(
+        home, label_selector=f"modelreg.dev/numbers-of={ns}"
+    ).items
+    assert mark.data["model"] == "m"
+    assert int(mark.data["next"]) > second
+    core = kubernetes.client.CoreV1Api(registry.cluster.api("dana"))
+    for call in (
+        lambda: core.read_namespaced_config_map(mark.metadata.name, home),
+        lambda: core.patch_namespaced_config_map(mark.metadata.name, home, {"data": {"next": "1"}}),
+        lambda: core.delete_namespaced_config_map(mark.metadata.name, home),
+    ):
+        with pytest.raises(ApiException) as refused:
+            call()
+        assert refused.value.status == 403

@@ -30,7 +30,7 @@ from modelreg.api.registered_model import (
     SecurityPolicy,
 )
 from modelreg.approval import Requester
-from modelreg.controller import admission, bootstrap, cache, diffbase, numbering
+from modelreg.controller import admission, bootstrap, cache, diffbase, marks, numbering
 from modelreg.controller.deployments import reconcile_deployment, sync_version_stages
 from modelreg.controller.lifecycle import apply_retention
 from modelreg.controller.logs import NOT_LISTENING
@@ -124,9 +124,14 @@ def configure(settings: kopf.OperatorSettings, logger: kopf.Logger, **_: Any) ->
         )
     global _record_key
     namespace, key_secret = os.environ.get("MODELREG_NAMESPACE"), record.secret_from_env()
+    if not namespace:
+        # version numbers are kept there, out of reach of the models' users (marks.py)
+        raise kopf.PermanentError(
+            "MODELREG_NAMESPACE is not set: the operator keeps how far each model's "
+            "version numbers went in its own namespace"
+        )
+    numbering.configure(marks.Marks(namespace))
     if key_secret:
-        if not namespace:
-            raise kopf.PermanentError(f"{record.SECRET_ENV} needs MODELREG_NAMESPACE")
         core = kubernetes.client.CoreV1Api(load_client())
         _record_key = bootstrap.ensure_record_key(core, namespace, key_secret)
     global _notifier
@@ -307,6 +312,7 @@ def _record_decisions(
 ) -> None:
     requester = Requester.of(userinfo)
     models = _Models(namespace or "")
+    model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
     with _review("approval-record", kwargs["operation"]):
         changes = admission.admit_version(
             kwargs["operation"],
@@ -322,14 +328,16 @@ def _record_decisions(
             content=_verified_content(kwargs.get("old")),
             namespace=namespace or "",
         )
-    model = (body.get("spec") or {}).get("modelRef", {}).get("name", "")
-    if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun"):
-        reserved = (
-            reserve(api_kube(), namespace or "", model, models.seen.get(model)) if model else None
-        )
-        if reserved is not None:
-            # the creation stamp is taken with the number, so both give the same order
-            changes[ann.NUMBER], changes[ann.CREATED_AT] = str(reserved[0]), str(reserved[1])
+        if kwargs["operation"] == "CREATE" and not kwargs.get("dryrun") and model:
+            try:
+                reserved = reserve(api_kube(), namespace or "", model, models.seen.get(model))
+            except numbering.Unavailable as e:
+                # fail closed: never a number that might have been handed out before
+                ADMISSION_REVIEWS.labels("approval-record", "CREATE", "unavailable").inc()
+                raise kopf.AdmissionError(str(e), code=503) from e
+            if reserved is not None:
+                # the creation stamp is taken with the number, so both give the same order
+                changes[ann.NUMBER], changes[ann.CREATED_AT] = str(reserved[0]), str(reserved[1])
     if _record_key is not None and any(k in changes for k in ann.SIGNED):
         merged = {**(body.get("metadata", {}).get("annotations") or {}), **changes}
         final = {k: v for k, v in merged.items() if v is not None}

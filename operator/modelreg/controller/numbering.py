@@ -1,8 +1,15 @@
-"""Version numbers: assigned once per RegisteredModel, in creation order, never reused.
+"""Version numbers: assigned once per RegisteredModel name, in creation order, never reused.
 
-The next number lives in the RegisteredModel's ``status.nextVersionNumber`` and is
-advanced with optimistic concurrency *before* a number is handed out, so a crash or a
-create that fails after admission can leave a gap but never reuse a number.
+How far the numbers of a model went is kept apart from the model, in the operator's own
+namespace (controller/marks.py: the *mark*, which outlives the model), and advanced with
+optimistic concurrency *before* a number is handed out: a crash or a create that fails
+after admission can leave a gap but never reuse a number, and a model deleted with its
+versions and created again numbers on from where the old one stopped. Without an answer
+from the mark's store no number is handed out (:class:`Unavailable`: the create is refused,
+an unnumbered version is numbered later). The model's ``status.nextVersionNumber`` is a
+copy for people to read, written after the mark (best effort); the first time a model is
+seen without a mark (created before marks existed), its mark starts past that copy and
+past every number its versions hold.
 
 Normally the admission webhook reserves the number while it admits the create
 (:func:`reserve`), which makes "creation order" the order of admission, exact even for
@@ -11,20 +18,19 @@ numbered by the controller when the model appears (:func:`ensure_numbers`), in t
 of the admission timestamps.
 
 Numbers are reserved in blocks while versions of a model come in quick succession (a
-training pipeline registering many): each reservation is a write of the model's status,
-one per version otherwise. A block starts at one number and doubles (up to
-:data:`MAX_BLOCK`) while versions follow each other within :data:`BURST_SECONDS`, so
-a version registered now and then still takes exactly one. What a block has left is
-given back once no version of the model came for :data:`RELEASE_SECONDS`, and when the
-operator stops, if no one has reserved after it (compare-and-swap on the model's
-counter); a crash in a burst leaves a gap, never a reused number. Handing numbers out of
-memory keeps "creation order" exact because the operator runs as a single replica
-(charts/: replicaCount 1, strategy Recreate).
+training pipeline registering many): each reservation is a write of the mark, one per
+version otherwise. A block starts at one number and doubles (up to :data:`MAX_BLOCK`)
+while versions follow each other within :data:`BURST_SECONDS`, so a version registered
+now and then still takes exactly one. What a block has left is given back once no
+version of the model came for :data:`RELEASE_SECONDS`, and when the operator stops, if no
+one has reserved after it (compare-and-swap on the mark); a crash in a burst leaves a
+gap, never a reused number. Handing numbers out of memory keeps "creation order" exact
+because the operator runs as a single replica (charts/: replicaCount 1, strategy
+Recreate).
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import threading
 import time
@@ -33,7 +39,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg.api import annotations as ann
+from modelreg.controller.marks import Mark, Marks, Unavailable
 from modelreg.kube import Conflict, Kube
+
+__all__ = ["Unavailable", "configure", "ensure_numbers", "release_idle", "reserve"]
 
 log = logging.getLogger(__name__)
 
@@ -51,10 +60,9 @@ RELEASE_SECONDS = 30.0
 
 @dataclass
 class _Block:
-    """Numbers ``[next, end)`` reserved in model ``uid``'s counter and not handed out."""
+    """Numbers ``[next, end)`` reserved in the model's mark and not handed out."""
 
     kube: Kube
-    uid: str
     next: int
     end: int
     size: int
@@ -62,10 +70,32 @@ class _Block:
 
 
 _blocks: dict[tuple[str, str], _Block] = {}
+#: the marks as last read or written here (single replica: nearly always current; a stale
+#: one costs a conflict and a read)
+_seen: dict[tuple[str, str], Mark] = {}
+#: where the marks are kept (set at start-up; None: nowhere, so no number is handed out)
+_marks: Marks | None = None
 #: seconds, for bursts and idleness (a function so that tests can move it)
 _clock = time.monotonic
 _releaser: threading.Thread | None = None
 _releaser_lock = threading.Lock()
+
+
+def configure(marks: Marks | None) -> None:
+    """Keep the marks in ``marks`` (the operator's namespace), forgetting what was seen."""
+    global _marks
+    _marks = marks
+    _blocks.clear()
+    _seen.clear()
+
+
+def _store() -> Marks:
+    if _marks is None:
+        raise Unavailable(
+            "version numbers are unavailable: the operator has no namespace of its own to "
+            "keep them in (MODELREG_NAMESPACE)"
+        )
+    return _marks
 
 
 def _creation_key(mv: dict[str, Any]) -> tuple[int, str, str]:
@@ -86,13 +116,42 @@ def _number_of(mv: dict[str, Any]) -> int | None:
     return int(annotated) if annotated.isdigit() else None
 
 
-def _advance(kube: Kube, rm: dict[str, Any], count: int, floor: int) -> int:
-    """Reserve ``count`` numbers in ``rm``'s counter; returns the first. Raises Conflict."""
-    status = rm.setdefault("status", {})
-    start = max(int(status.get("nextVersionNumber") or 1), floor)
-    status["nextVersionNumber"] = start + count
-    kube.replace_status("registeredmodels", rm)
+def _mark(kube: Kube, key: tuple[str, str]) -> Mark | None:
+    if key in _seen:
+        return _seen[key]
+    return _store().read(kube, *key)
+
+
+def _advance(kube: Kube, key: tuple[str, str], rm: dict[str, Any], count: int, floor: int) -> int:
+    """Reserve ``count`` numbers in the mark of ``key``; returns the first. Raises Conflict
+    (the mark changed: read again) and Unavailable."""
+    mark = _mark(kube, key)
+    copied = int((rm.get("status") or {}).get("nextVersionNumber") or 1)
+    if mark is None:
+        # no mark yet (a new model, or one numbered before marks): past all it shows
+        floor = max(floor, 1 + max((_number_of(v) or 0 for v in kube.versions_of(*key)), default=0))
+    start = max(mark.next if mark is not None else 1, copied, floor)
+    try:
+        _seen[key] = _store().write(
+            kube, Mark(*key, start + count, mark.version if mark is not None else None)
+        )
+    except Conflict:
+        _seen.pop(key, None)
+        raise
+    except Unavailable:
+        _seen.pop(key, None)  # it may have been written: read it again next time
+        raise
+    _copy(kube, key, start + count)
     return start
+
+
+def _copy(kube: Kube, key: tuple[str, str], next_: int) -> None:
+    """The model's ``status.nextVersionNumber``, for people to read (best effort: the mark
+    is what counts)."""
+    try:
+        kube.patch_status("registeredmodels", *key, {"nextVersionNumber": next_})
+    except Exception as e:
+        log.info(f"could not copy the next version number of {key[0]}/{key[1]}: {e}")
 
 
 def reserve(
@@ -100,43 +159,32 @@ def reserve(
 ) -> tuple[int, int] | None:
     """Reserve the next number of ``model`` for a version being created, with the time (ns)
     of the reservation; None if the model does not exist. ``read``: the model as just read
-    from the API server, tried first (a stale copy only costs a conflict and a re-read)."""
+    from the API server (else it is read here). Raises Unavailable when the mark cannot be
+    read or written: no number then."""
     key = (namespace, model)
     with _locks[key]:
-        for attempt in range(20):
-            rm = (
-                copy.deepcopy(read)
-                if attempt == 0 and read is not None
-                else kube.get("registeredmodels", namespace, model)
-            )
-            if rm is None:
-                _blocks.pop(key, None)
-                return None
-            now, uid = _clock(), rm["metadata"].get("uid", "")
+        rm = read if read is not None else kube.get("registeredmodels", namespace, model)
+        if rm is None:
+            return None
+        for _ in range(20):
+            now = _clock()
             block = _blocks.get(key)
-            if block is not None and block.uid == uid and block.next < block.end:
+            if block is not None and block.next < block.end:
                 block.next, block.used_at = block.next + 1, now
                 return block.next - 1, time.time_ns()
             size = 1
-            if block is not None and block.uid == uid and now - block.used_at < BURST_SECONDS:
+            if block is not None and now - block.used_at < BURST_SECONDS:
                 size = min(MAX_BLOCK, block.size * 2)
-            floor = 1
-            if not (rm.get("status") or {}).get("nextVersionNumber"):
-                # a new (or re-created) model: never below the numbers its versions hold
-                floor = 1 + max(
-                    (n for v in kube.versions_of(namespace, model) if (n := _number_of(v))),
-                    default=0,
-                )
             try:
-                start = _advance(kube, rm, size, floor)
+                start = _advance(kube, key, rm, size, 1)
             except Conflict:
                 continue
-            _blocks[key] = _Block(kube, uid, start + 1, start + size, size, now)
+            _blocks[key] = _Block(kube, start + 1, start + size, size, now)
             if size > 1:
                 _start_releaser()
             return start, time.time_ns()
-    raise RuntimeError(
-        f"could not reserve a version number for {namespace}/{model}: RegisteredModel kept changing"
+    raise Unavailable(
+        f"could not reserve a version number for {namespace}/{model}: its record kept changing"
     )
 
 
@@ -147,23 +195,18 @@ def _release(key: tuple[str, str], block: _Block) -> None:
     block.end = block.next  # whatever happens: never handed out from here again
     if unused <= 0:
         return
-    namespace, model = key
     try:
-        rm = block.kube.get("registeredmodels", namespace, model)
-        status = (rm or {}).get("status") or {}
-        if rm is None or rm["metadata"].get("uid") != block.uid:
-            return
-        if int(status.get("nextVersionNumber") or 0) != block.next + unused:
+        mark = _mark(block.kube, key)
+        if mark is None or mark.next != block.next + unused:
             return  # reserved past it since: the numbers stay a gap
-        status["nextVersionNumber"] = block.next
-        block.kube.replace_status("registeredmodels", rm)
-    except Conflict:
-        return  # changed meanwhile: a gap is safe, a second guess is not
-    except Exception as e:
+        _seen[key] = _store().write(block.kube, Mark(*key, block.next, mark.version))
+    except Exception as e:  # changed meanwhile, or no answer: a gap is safe, a guess is not
+        _seen.pop(key, None)
         log.info(
-            f"numbers {block.next}..{block.next + unused - 1} of {namespace}/{model} "
-            f"left unused: {e}"
+            f"numbers {block.next}..{block.next + unused - 1} of {key[0]}/{key[1]} left unused: {e}"
         )
+        return
+    _copy(block.kube, key, block.next)
 
 
 def release_idle(now: float | None = None, idle: float = RELEASE_SECONDS) -> None:
@@ -193,7 +236,8 @@ def _start_releaser() -> None:
 
 def ensure_numbers(kube: Kube, namespace: str, model: str) -> dict[str, int]:
     """Number every unnumbered version of ``model``; returns name -> number for all."""
-    with _locks[(namespace, model)]:
+    key = (namespace, model)
+    with _locks[key]:
         for _ in range(20):
             rm = kube.get("registeredmodels", namespace, model)
             if rm is None:
@@ -206,7 +250,7 @@ def ensure_numbers(kube: Kube, namespace: str, model: str) -> dict[str, int]:
             if not pending:
                 return numbers
             try:
-                start = _advance(kube, rm, len(pending), max(numbers.values(), default=0) + 1)
+                start = _advance(kube, key, rm, len(pending), max(numbers.values(), default=0) + 1)
             except Conflict:
                 continue
             for offset, mv in enumerate(pending):
@@ -217,7 +261,6 @@ def ensure_numbers(kube: Kube, namespace: str, model: str) -> dict[str, int]:
                 ):
                     numbers[name] = start + offset
             return numbers
-        raise RuntimeError(
-            f"could not reserve version numbers for {namespace}/{model}: "
-            "RegisteredModel kept changing"
+        raise Unavailable(
+            f"could not reserve version numbers for {namespace}/{model}: its record kept changing"
         )

@@ -493,6 +493,7 @@ def _bootstrap_api(env: Environment) -> None:
     env.apply(stages)
     env.apply(manifests.fake_node(n) for n in FAKE_NODES)
     env.apply(manifests.demo_namespace_objects())
+    env.apply([manifests.operator_namespace()])
 
 
 def _apply_crd_files(env: Environment, files: list[Path]) -> None:

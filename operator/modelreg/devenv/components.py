@@ -7,6 +7,7 @@ import hashlib
 import sys
 from dataclasses import dataclass, field
 
+from modelreg.devenv import identities
 from modelreg.devenv.layout import Layout, Ports
 from modelreg.devenv.tools import Tools
 
@@ -189,6 +190,8 @@ def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
             # one person's environment: every namespace may use every source (the chart
             # allows none until an admin lists them: sources.allowed)
             "MODELREG_ALLOWED_SOURCES": '{"*": {"artifacts": ["*"], "images": ["*"]}}',
+            # where it keeps how far each model's version numbers went (marks.py)
+            "MODELREG_NAMESPACE": identities.OPERATOR_NAMESPACE,
             "MODELREG_WEBHOOK_LISTEN": "127.0.0.1",
             "MODELREG_WEBHOOK_HOST": "127.0.0.1",
             "MODELREG_WEBHOOK_PORT": str(ports.webhook),

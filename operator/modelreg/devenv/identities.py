@@ -45,6 +45,9 @@ SYSTEM = (
 ALL = PEOPLE + SYSTEM
 
 DEMO_NAMESPACE = "ml-demo"
+#: The operator's own namespace: what only it keeps (how far each model's version numbers
+#: went); the people above have no rights in it.
+OPERATOR_NAMESPACE = "modelreg-system"
 
 
 def new_tokens(identities: tuple[Identity, ...] = ALL) -> dict[str, str]:

@@ -8,7 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from modelreg.devenv.identities import DEMO_NAMESPACE, PEOPLE
+from modelreg.devenv.identities import DEMO_NAMESPACE, OPERATOR_NAMESPACE, PEOPLE
 
 Manifest = dict[str, Any]
 
@@ -141,6 +141,17 @@ def demo_namespace_objects(namespace: str = DEMO_NAMESPACE) -> list[Manifest]:
             "subjects": binding_subjects,
         },
     ]
+
+
+def operator_namespace(name: str = OPERATOR_NAMESPACE) -> Manifest:
+    """The operator's own namespace (MODELREG_NAMESPACE), where it keeps how far each
+    model's version numbers went; no RoleBinding in it: nobody but the admin (and the
+    operator, which runs as the admin here) may read or write it."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {"modelreg.dev/dev-env": "true"}},
+    }
 
 
 FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node"
