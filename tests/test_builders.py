@@ -119,3 +119,34 @@ APPLIED: tuple[str, str, str, dict[str, Any]] = (
 )
 def test_hand_edited_when_someone_else_owns_part_of_the_spec(entries, edited):
     assert hand_edited(_managed(*entries)) is edited
+
+
+def _model_container(protocol: str) -> dict[str, Any]:
+    spec = ModelDeploymentSpec.model_validate(
+        {"modelRef": {"name": "fraud"}, "port": 9000, "protocol": protocol}
+    )
+    d = deployment("fraud", "ns", "fraud", spec, V7, "init@sha256:" + "b" * 64)
+    container: dict[str, Any] = d["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
+def test_the_open_inference_protocol_gives_health_probes_on_the_servers_port():
+    c = _model_container("v2")
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 9000}
+    assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 9000}
+    # a big model may load for ten minutes before liveness may restart it
+    startup = c["startupProbe"]
+    assert startup["httpGet"] == {"path": "/v2/health/live", "port": 9000}
+    assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
+
+
+def test_v1_is_ready_when_its_model_answers():
+    c = _model_container("v1")
+    assert c["readinessProbe"]["httpGet"] == {"path": "/v1/models/fraud", "port": 9000}
+    assert c["livenessProbe"] == {**c["livenessProbe"], "tcpSocket": {"port": 9000}}
+
+
+def test_no_protocol_no_probes():
+    c = _model_container("none")
+    assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(c)
+    assert ModelDeploymentSpec.model_validate({"modelRef": {"name": "x"}}).protocol == "none"

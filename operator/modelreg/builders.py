@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg import __version__
-from modelreg.api.model_deployment import ModelDeploymentSpec
+from modelreg.api.model_deployment import ModelDeploymentSpec, Protocol
 
 MODEL_DIR = "/mnt/models"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelreg"}
@@ -101,6 +101,7 @@ def deployment(
     resources = {k: v for k, v in spec.resources.to_api().items() if v}
     if resources:
         container["resources"] = resources
+    container.update(probes(spec.protocol, spec.port, model))
     pod_spec: dict[str, Any] = {
         "initContainers": [init],
         "containers": [container],
@@ -126,6 +127,50 @@ def deployment(
                 "metadata": {"labels": pod_labels, "annotations": annotations},
                 "spec": pod_spec,
             },
+        },
+    }
+
+
+#: a large model may take this long to load before liveness counts (startup probe)
+STARTUP_SECONDS = 600
+
+
+def probes(protocol: Protocol, port: int, model: str) -> dict[str, Any]:
+    """The model container's probes for a server speaking ``protocol`` on ``port``.
+
+    Readiness decides whether a pod serves (and so whether a rollout succeeds); liveness
+    restarts a server that stopped answering; the startup probe holds liveness off while
+    the model loads (up to :data:`STARTUP_SECONDS`), so a big model is not killed for
+    being slow and a small one is ready as soon as it is.
+    """
+    if protocol is Protocol.NONE:
+        return {}
+    if protocol is Protocol.V2:
+        ready, live = "/v2/health/ready", "/v2/health/live"
+        liveness: dict[str, Any] = {"httpGet": {"path": live, "port": port}}
+    else:
+        ready = f"/v1/models/{model}"
+        # a v1 server has no liveness endpoint of its own: that it accepts connections
+        liveness = {"tcpSocket": {"port": port}}
+    period = 2
+    return {
+        "startupProbe": {
+            **liveness,
+            "periodSeconds": period,
+            "failureThreshold": STARTUP_SECONDS // period,
+            "timeoutSeconds": 2,
+        },
+        "readinessProbe": {
+            "httpGet": {"path": ready, "port": port},
+            "periodSeconds": period,
+            "failureThreshold": 3,
+            "timeoutSeconds": 2,
+        },
+        "livenessProbe": {
+            **liveness,
+            "periodSeconds": 10,
+            "failureThreshold": 3,
+            "timeoutSeconds": 5,
         },
     }
 

@@ -1,7 +1,8 @@
-"""The storage-initializer: download a model artifact and check its sha256.
+"""The storage-initializer: download a model artifact, check its sha256, unpack it.
 
 Runs as ``modelreg fetch-artifact`` in the init container of every model pod, so the
-checksum recorded at registration is checked again where the model is served.
+checksum recorded at registration is checked again where the model is served. An
+archive (a directory the SDK packed) becomes that directory again (modelreg.unpack).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from urllib.parse import urlparse
 import httpx
 from botocore.exceptions import ClientError
 
+from modelreg.unpack import is_archive, unpack
 from modelreg.verify.artifacts import StoreConfig, parse_s3_uri
 
 _CHUNK = 1024 * 1024
@@ -25,10 +27,17 @@ class ChecksumMismatch(Exception):
 
 
 def fetch(
-    uri: str, dest: Path, sha256: str | None, config: StoreConfig, version_id: str | None = None
+    uri: str,
+    dest: Path,
+    sha256: str | None,
+    config: StoreConfig,
+    version_id: str | None = None,
+    *,
+    unpack_archives: bool = True,
 ) -> Path:
     """Download ``uri`` (S3: of ``version_id``, when given) into ``dest`` (streaming, hashed
-    on the way); returns the file."""
+    on the way); returns the file, or ``dest`` when it was an archive and was unpacked
+    there (``.tar.gz``, ``.tgz``, ``.tar``: what the SDK uploads for a directory)."""
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / (Path(urlparse(uri).path).name or "model")
     partial = target.with_name(target.name + ".partial")
@@ -63,4 +72,8 @@ def fetch(
             "the artifact changed since it was registered"
         )
     os.replace(partial, target)
+    if unpack_archives and is_archive(target):
+        # only bytes whose sha256 was checked are unpacked (modelreg.unpack: safely)
+        unpack(target, dest)
+        return dest
     return target

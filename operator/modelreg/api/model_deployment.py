@@ -39,6 +39,18 @@ class AutomaticRollback(StrEnum):
     DISABLED = "Disabled"
 
 
+class Protocol(StrEnum):
+    """How the model server reports its health (builders.probes)."""
+
+    #: the Open Inference Protocol (KServe v2, MLServer, Triton): /v2/health/live and
+    #: /v2/health/ready (ready once every model it serves is loaded)
+    V2 = "v2"
+    #: KServe v1 / TF-Serving style: GET /v1/models/<model> answers once it is loaded
+    V1 = "v1"
+    #: no health endpoints known: the pod counts as ready once its container runs
+    NONE = "none"
+
+
 class VersionSelector(ApiModel):
     """A pinned version: by ModelVersion name or by number (not both)."""
 
@@ -127,6 +139,11 @@ class ModelDeploymentSpec(ApiModel):
     """Number of serving pods."""
     port: Annotated[int, Field(ge=1, le=65535)] = 8080
     """Container port the model server listens on."""
+    protocol: Protocol = Protocol.NONE
+    """The server's protocol, which gives the model container readiness, liveness and
+    startup probes on ``port`` (v2: /v2/health/ready and /v2/health/live; v1:
+    /v1/models/<model>); a version that never becomes ready within
+    rollout.progressDeadlineSeconds rolls back. none: no probes."""
     resources: Resources = Field(default_factory=Resources)
     """Compute resources of the model container."""
     env: list[EnvVar] = Field(

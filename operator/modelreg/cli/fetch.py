@@ -20,20 +20,35 @@ import click
 @click.option(
     "--version-id", default=None, help="S3 object version to fetch (the one that was verified)."
 )
-def fetch_artifact(uri: str, dest: Path, sha256: str | None, version_id: str | None) -> None:
-    """Download a model artifact and verify its checksum (exit 1 on mismatch).
+@click.option("--no-unpack", is_flag=True, help="Keep a .tar.gz/.tgz/.tar as the file it is.")
+def fetch_artifact(
+    uri: str, dest: Path, sha256: str | None, version_id: str | None, no_unpack: bool
+) -> None:
+    """Download a model artifact, verify its checksum and unpack it (exit 1 on mismatch,
+    or on an archive that would write outside --dest or past its bounds).
 
-    S3 credentials and endpoint come from AWS_* and MODELREG_S3_ENDPOINT.
+    S3 credentials and endpoint come from AWS_* and MODELREG_S3_ENDPOINT. Archives are
+    unpacked into --dest; MODELREG_UNPACK_MAX_BYTES and MODELREG_UNPACK_MAX_ENTRIES bound
+    them (200 GiB and 100,000 members by default).
 
     \b
     Example:
       modelreg fetch-artifact --uri s3://models/fraud/7/model.tar.gz --sha256 3f5a...
     """
     from modelreg.fetch import ChecksumMismatch, fetch
+    from modelreg.unpack import UnsafeArchive
     from modelreg.verify.artifacts import StoreConfig
 
     try:
-        path = fetch(uri, dest, sha256, StoreConfig.from_env(), version_id)
+        path = fetch(
+            uri, dest, sha256, StoreConfig.from_env(), version_id, unpack_archives=not no_unpack
+        )
     except ChecksumMismatch as e:
         raise click.ClickException(str(e)) from e
-    click.echo(f"downloaded {uri} to {path}" + (" (sha256 verified)" if sha256 else ""))
+    except UnsafeArchive as e:
+        raise click.ClickException(f"{uri} was not unpacked: {e}") from e
+    checked = " (sha256 verified)" if sha256 else ""
+    if path.is_dir():
+        click.echo(f"downloaded {uri}{checked}, unpacked into {path}")
+    else:
+        click.echo(f"downloaded {uri} to {path}{checked}")
