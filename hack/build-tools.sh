@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Build, from the Go module proxy, every binary modelreg's local environment runs:
 # etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, kwok, helm,
-# crane, minio and the distribution registry. No Docker, no prebuilt downloads. Without a
-# Go >= GO_MIN_VERSION on PATH, the official toolchain comes from the Go module proxy too
+# crane, minio and the distribution registry; and for the real node the kubelet,
+# containerd (with its runc shim and ctr) and the pause program. No Docker, no prebuilt
+# downloads. Without a Go >= GO_MIN_VERSION on PATH, the official toolchain comes from the
+# Go module proxy too
 # (ensure_go in lib.sh; into $MODELREG_CACHE_DIR/go-toolchain/).
 #
 # Binaries go to $MODELREG_CACHE_DIR/bin/<tool>-<version>/ (default ~/.cache/modelreg),
@@ -107,6 +109,26 @@ build registry "$DISTRIBUTION_VERSION" registry -- bash -c 'gobin_install \
   "github.com/distribution/distribution/v3/cmd/registry@'"$DISTRIBUTION_VERSION"'" \
   "-X github.com/distribution/distribution/v3/version.version='"$DISTRIBUTION_VERSION"'"'
 build minio "$MINIO_VERSION" minio -- bash -c 'gobin_install "github.com/minio/minio@'"$MINIO_VERSION"'" ""'
+
+# --- the real node (operator/modelreg/devenv/node.py) ----------------------------------------
+# The kubelet comes from the same module (and wrapper) as the control plane.
+# shellcheck disable=SC2016
+build kubelet "$KUBE_VERSION" kubelet -- \
+  bash -c 'cd "'"$here"'/go/kube" && CGO_ENABLED=0 go build -trimpath -ldflags "'"$(kube_ldflags)"'" \
+    -o "$OUT/" k8s.io/kubernetes/cmd/kubelet'
+# containerd 2.x (Debian's 1.6 lacks the CRI RuntimeConfig call the kubelet will require)
+# shellcheck disable=SC2016
+build containerd "$CONTAINERD_VERSION" containerd containerd-shim-runc-v2 ctr -- bash -c '
+  m=github.com/containerd/containerd/v2 v='"$CONTAINERD_VERSION"'
+  CGO_ENABLED=0 GOBIN="$OUT" go install -trimpath -tags "no_btrfs no_devmapper no_zfs" \
+    -ldflags "-s -w -X $m/version.Version=${v#v}" \
+    "$m/cmd/containerd@$v" "$m/cmd/containerd-shim-runc-v2@$v" "$m/cmd/ctr@$v"'
+# The sandbox ("pause") program, compiled from the Kubernetes module's own source: no
+# image can be pulled from outside, so the environment makes its pause image from this.
+# shellcheck disable=SC2016
+build pause "$PAUSE_VERSION-$KUBE_VERSION" pause -- bash -c 'cd "'"$here"'/go/kube" \
+  && src="$(go list -m -f "{{.Dir}}" k8s.io/kubernetes)/build/pause/linux/pause.c" \
+  && gcc -Os -Wall -Werror -static -DVERSION=v'"$PAUSE_VERSION"'-modelreg -o "$OUT/pause" "$src"'
 
 [ $failed = 0 ] || exit 1
 echo "$path_fragment"

@@ -4,6 +4,13 @@ Run by hack/up.sh after `modelreg dev up`, with .dev/env.sh sourced; safe to run
 Every artifact is byte-for-byte the same on every run, so the examples carry their
 sha256 literally (tests/test_examples.py checks that they match). The manifests
 themselves are applied by the person following README.md or examples/*/README.md.
+
+The Quick start's versions are real models: a scikit-learn decision tree trained here in
+a second on generated card transactions (fixed seeds; a tree's thresholds are midpoints of
+the data, so the bytes are the same on every machine with the pinned scikit-learn),
+saved as ``model.joblib`` in a directory and packed as the SDK packs a directory. Its
+serving image is MLServer (hack/build-images.sh), as ``serving/sklearn:1.5`` and ``:1.6``.
+Version 3's ``model.joblib`` is not a model: the server cannot load it, and exits.
 """
 
 from __future__ import annotations
@@ -20,27 +27,80 @@ import tarfile
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
-#: S3 key in $MODELREG_S3_BUCKET -> the one file its model.tar.gz holds
-ARTIFACTS: dict[str, str] = {
-    "fraud-detector/1/model.tar.gz": "modelreg example model: fraud-detector v1\n",
-    "fraud-detector/2/model.tar.gz": "modelreg example model: fraud-detector v2\n",
-    "fraud-detector/3/model.tar.gz": "modelreg example model: fraud-detector v3\n",
+#: the Quick start's models: S3 key -> (seed of its training data, its depth); None: a
+#: model.joblib that is not a model (the broken version 3)
+MODELS: dict[str, tuple[int, int] | None] = {
+    "fraud-detector/1/model.tar.gz": (10, 4),  # "October's data"
+    "fraud-detector/2/model.tar.gz": (11, 5),  # "November's", a deeper tree
+    "fraud-detector/3/model.tar.gz": None,
+}
+#: the other examples' artifacts (never served): S3 key -> the one file its tar.gz holds
+PLACEHOLDERS: dict[str, str] = {
     "churn-predictor/1/model.tar.gz": "modelreg example model: churn-predictor v1\n",
     "credit-scoring/1/model.tar.gz": "modelreg example model: credit-scoring v1\n",
 }
+ARTIFACTS = [*MODELS, *PLACEHOLDERS]
+#: the features of a transaction, in the order the model takes them
+FEATURES = ("amount", "hour", "merchant_risk", "distance_km")
 
 #: (the environment variable naming the registry's host:port, repository:tag)
 IMAGES: list[tuple[str, str]] = [
     ("MODELREG_REGISTRY", "serving/sklearn:1.5"),
     ("MODELREG_REGISTRY", "serving/sklearn:1.6"),
-    # KWOK makes pods of a repository ending in -crashloop crash: the quickstart's bad release
-    ("MODELREG_REGISTRY", "serving/sklearn-crashloop:1.7"),
     ("MODELREG_PRIVATE_REGISTRY", "team-churn/xgboost-server:2.0"),
 ]
+#: tags that are the real serving runtime (MLServer) when the environment has one
+SERVING = {"serving/sklearn:1.5", "serving/sklearn:1.6"}
 
 
-def artifact(payload: str) -> bytes:
+def transactions(seed: int, n: int = 2000) -> tuple[Any, Any]:
+    """Generated card transactions and whether each was fraud (deterministic per seed)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    amount = rng.gamma(2.0, 40.0, n).round(2)
+    hour = rng.integers(0, 24, n)
+    merchant_risk = rng.random(n).round(3)
+    distance = rng.exponential(15.0, n).round(1)
+    x = np.column_stack([amount, hour, merchant_risk, distance])
+    score = (amount > 150) * 1.0 + (hour < 5) * 0.8 + merchant_risk * 1.5 + (distance > 60) * 0.9
+    y = (score + rng.normal(0, 0.3, n) > 1.9).astype(int)
+    return x, y
+
+
+def model_directory(key: str, into: Path) -> Path:
+    """The directory the SDK would upload for ``key``: model.joblib (and nothing else)."""
+    d = into / key.split("/")[1]
+    d.mkdir(parents=True)
+    spec = MODELS[key]
+    if spec is None:
+        (d / "model.joblib").write_bytes(b"this is not a scikit-learn model\n")
+        return d
+    import joblib
+    from sklearn.tree import DecisionTreeClassifier
+
+    seed, depth = spec
+    x, y = transactions(seed)
+    tree = DecisionTreeClassifier(max_depth=depth, random_state=0).fit(x, y)
+    joblib.dump(tree, d / "model.joblib")
+    return d
+
+
+def artifact(key: str) -> bytes:
+    """The bytes uploaded at ``key``, the same on every run."""
+    if key in MODELS:
+        from modelreg.sdk.upload import pack_directory
+
+        with tempfile.TemporaryDirectory() as tmp:
+            buf = io.BytesIO()
+            pack_directory(model_directory(key, Path(tmp)), buf)
+            return buf.getvalue()
+    return placeholder(PLACEHOLDERS[key])
+
+
+def placeholder(payload: str) -> bytes:
     """A model.tar.gz holding model.txt, byte-for-byte the same for the same payload."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
@@ -53,7 +113,7 @@ def artifact(payload: str) -> bytes:
 
 def artifact_sha256s() -> dict[str, str]:
     """S3 key -> sha256 of what is uploaded there."""
-    return {key: hashlib.sha256(artifact(p)).hexdigest() for key, p in ARTIFACTS.items()}
+    return {key: hashlib.sha256(artifact(key)).hexdigest() for key in ARTIFACTS}
 
 
 def upload_artifacts(env: Mapping[str, str]) -> None:
@@ -65,11 +125,11 @@ def upload_artifacts(env: Mapping[str, str]) -> None:
         env["AWS_SECRET_ACCESS_KEY"],
         env["AWS_DEFAULT_REGION"],
     )
-    for key, payload in ARTIFACTS.items():
+    for key in ARTIFACTS:
         s3.put_object(
             Bucket=env["MODELREG_S3_BUCKET"],
             Key=key,
-            Body=artifact(payload),
+            Body=artifact(key),
             ChecksumAlgorithm="SHA256",
         )
 
@@ -87,6 +147,9 @@ def push_images(env: Mapping[str, str]) -> list[str]:
         (Path(tmp) / "config.json").write_text(json.dumps(config))
         for registry_var, repository in IMAGES:
             reference = f"{env[registry_var]}/{repository}"
+            if repository in SERVING and (runtime := env.get("MODELREG_MLSERVER_IMAGE")):
+                pushed.append(copy_runtime(runtime, reference, repository.split(":")[1], env))
+                continue
             layer = Path(tmp) / "layer.tar"
             data = f"modelreg example model server {repository}\n".encode()
             with tarfile.open(layer, "w") as tar:
@@ -104,6 +167,20 @@ def push_images(env: Mapping[str, str]) -> list[str]:
                 raise SystemExit(f"crane could not push {reference}: {result.stderr}")
             pushed.append(reference)
     return pushed
+
+
+def copy_runtime(runtime: str, reference: str, tag: str, env: Mapping[str, str]) -> str:
+    """The real serving runtime under the examples' name; each tag its own digest (a
+    label says which), as two releases of a runtime would be."""
+    for argv in (
+        ["crane", "copy", "--insecure", runtime, reference],
+        ["crane", "mutate", "--insecure", f"--label=org.opencontainers.image.version={tag}",
+         "-t", reference, reference],
+    ):  # fmt: skip
+        result = subprocess.run(argv, check=False, capture_output=True, text=True, env={**env})
+        if result.returncode != 0:
+            raise SystemExit(f"crane could not push {reference}: {result.stderr}")
+    return reference
 
 
 def main() -> None:

@@ -24,7 +24,7 @@ the namespace ml-demo. Next, as in README.md (Quick start; tests/test_examples.p
 these lines are there):
   . $dir/env.sh
   kubectl get modelreg -n ml-demo
-  kubectl --context alice -n ml-demo annotate mv fraud-detector-v1 modelreg.dev/approval=Approved modelreg.dev/approval-comment="AUC 0.934, p95 31 ms"
-  kubectl -n ml-demo wait mdep/fraud-detector --for=condition=Ready --timeout=120s
+  kubectl --context alice -n ml-demo annotate mv fraud-detector-v1 modelreg.dev/approval=Approved modelreg.dev/approval-comment="AUC 0.931, p95 31 ms"
+  kubectl -n ml-demo wait mdep/fraud-detector --for=condition=Ready --timeout=180s
   kubectl get mdep,deploy,pods -n ml-demo
 NEXT

@@ -41,6 +41,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="local: the environment of `modelreg dev up` (default); kind: pytest-kind (Docker)",
     )
     group.addoption(
+        "--no-real-node",
+        action="store_true",
+        default=os.environ.get("MODELREG_TEST_REAL_NODE", "1") == "0",
+        help="start the local environment without its real node (kubelet, containerd): the "
+        "tests that need real pods are then skipped, saying so (MODELREG_TEST_REAL_NODE=0)",
+    )
+    group.addoption(
         "--keep-env",
         action="store_true",
         help="leave the local test environment running after the session (faster reruns)",
@@ -86,7 +93,8 @@ def dev_env(request: pytest.FixtureRequest) -> Iterator[devenv.Environment]:
     if not was_running:
         devenv.down(root, log=lambda _: None)
         shutil.rmtree(root, ignore_errors=True)
-    env = devenv.up(root, log=print, control_plane=not kind)
+    real_node = not request.config.getoption("--no-real-node")
+    env = devenv.up(root, log=print, control_plane=not kind, real_node=real_node)
     yield env
     if not was_running and not request.config.getoption("--keep-env"):
         devenv.down(root, log=lambda _: None)
@@ -129,21 +137,60 @@ def modelreg_crds(cluster: Cluster) -> list[str]:
     return names
 
 
-@pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
-    """A fresh namespace where every person may work with modelreg objects (as ml-demo)."""
-    name = f"t-{uuid.uuid4().hex[:10]}"
+def _fresh_namespace(cluster: Cluster, name: str, objects: list[Any]) -> Iterator[str]:
     cluster.kubectl(
         "apply",
         "--server-side",
         "--field-manager=modelreg-tests",
         "-f",
         "-",
-        stdin=yaml.safe_dump_all(manifests.demo_namespace_objects(name)),
+        stdin=yaml.safe_dump_all(objects),
     )
     yield name
     core = kubernetes.client.CoreV1Api(cluster.api())
     core.delete_namespace(name, propagation_policy="Background")
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A fresh namespace where every person may work with modelreg objects (as ml-demo)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    yield from _fresh_namespace(cluster, name, manifests.demo_namespace_objects(name))
+
+
+@pytest.fixture(scope="session")
+def real_node(request: pytest.FixtureRequest, dev_env: devenv.Environment) -> devenv.Environment:
+    """The local environment, whose real node (kubelet, containerd, runc) is Ready.
+
+    Skipped, saying why, where the session runs without it (``--no-real-node``, or under
+    kind, whose nodes are not this environment's); never passed without a real pod.
+    """
+    if request.config.getoption("--cluster") == "kind":
+        pytest.skip("needs the local environment's real node (not started under --cluster=kind)")
+    if "kubelet" in dev_env.layout.load_disabled():
+        pytest.skip(
+            "needs the local environment's real node, which this session left out "
+            "(--no-real-node or MODELREG_TEST_REAL_NODE=0)"
+        )
+    if not dev_env.node_ready():
+        pytest.fail(f"the real node is not Ready; see {dev_env.layout.log('kubelet')}")
+    return dev_env
+
+
+@pytest.fixture
+def real_namespace(cluster: Cluster, real_node: devenv.Environment) -> Iterator[str]:
+    """A fresh namespace as :func:`namespace`, whose pods all run on the real node, with
+    the storage Secret (``model-store``) its storage-initializers use, as ml-demo has."""
+    name = f"r-{uuid.uuid4().hex[:10]}"
+    s = real_node.secrets
+    objects = manifests.real_node_namespace_objects(
+        name,
+        real_node.node_s3_endpoint,
+        s.s3_access_key,
+        s.s3_secret_key,
+        devenv_components.S3_REGION,
+    )
+    yield from _fresh_namespace(cluster, name, objects)
 
 
 @pytest.fixture(scope="session")

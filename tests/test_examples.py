@@ -27,7 +27,7 @@ import kubernetes
 import pytest
 import yaml
 
-from modelreg.devenv import components
+from modelreg.devenv import components, node
 from tests.support import readme
 from tests.support.cluster import Cluster, Registries
 from tests.support.modelreg import Registry, wait_for
@@ -108,7 +108,8 @@ def test_example_images_are_what_the_seed_script_pushes() -> None:
     pushed = {f"${{{var}}}/{repository}" for var, repository in seed_script().IMAGES}
     used = {mv["spec"]["image"]["reference"] for _, mv in versions()}
     assert used == pushed
-    assert any("-crashloop:" in image for image in used)  # the quickstart's broken release
+    # the quickstart's versions are served by the real runtime the seed script copies in
+    assert {f"${{MODELREG_REGISTRY}}/{r}" for r in seed_script().SERVING} <= used
     assert any(image.startswith("${MODELREG_PRIVATE_REGISTRY}/") for image in used)
 
 
@@ -258,8 +259,13 @@ def test_manifest_passes_server_side_dry_run(
             for s in ((d.get("spec") or {}).get("image") or {}).get("pullSecrets") or []
         }
     )
+    stores = {
+        ((d.get("spec") or {}).get("storage") or {}).get("secretRef", {}).get("name") for d in docs
+    } - {None}
+    pull = sorted({*pull, *stores})
     if pull:
-        # as the example's README does: the admin lets dana name these Secrets
+        # as the example's README does (and the environment for ml-demo's model-store):
+        # the admin lets dana name these Secrets
         names = [f"--resource-name={n}" for n in pull]
         cluster.kubectl(
             "-n", namespace, "create", "role", "pull", "--verb=get", "--resource=secrets", *names
@@ -274,7 +280,7 @@ def test_manifest_passes_server_side_dry_run(
 
 
 def run_document(
-    cmds: list[readme.Command], registry: Registry, dev_env: Any
+    cmds: list[readme.Command], registry: Registry, dev_env: Any, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
     """Run a document's commands as a reader would, in the test's environment and namespace."""
     env_sh = f". {shlex.quote(str(dev_env.layout.env_sh))}"
@@ -293,7 +299,7 @@ def run_document(
         for k, v in os.environ.items()
         if k != "KUBECONFIG" and not k.startswith(("MODELREG_", "AWS_"))
     }
-    result = readme.run(local, REPO, env)
+    result = readme.run(local, REPO, env, timeout)
     print(result.stdout)  # the transcript, shown by pytest when the test fails
     assert result.returncode == 0, result.stdout[-8000:]
     return result
@@ -381,21 +387,69 @@ END_STATES: dict[str, Callable[[Registry, Registries], None]] = {
 }
 
 
+@pytest.fixture
+def quickstart_registry(
+    cluster: Cluster, real_namespace: str, modelreg_crds: list[str]
+) -> Registry:
+    """A namespace like the environment's ml-demo: its pods on the real node, with the
+    storage Secret the Quick start's deployment names."""
+    return Registry(cluster, real_namespace)
+
+
+def served_for_real(registry: Registry, transcript: str) -> None:
+    """The pods ran on the real node: the storage-initializer fetched, checked and
+    unpacked the artifact, and MLServer answered the prediction the README shows."""
+    core = kubernetes.client.CoreV1Api(registry.cluster.api())
+    pods = core.list_namespaced_pod(
+        registry.namespace, label_selector="modelreg.dev/deployment=fraud-detector"
+    ).items
+    running = [p for p in pods if p.metadata.labels["modelreg.dev/version"] == "2"]
+    assert len(running) == 2
+    for p in running:
+        assert p.spec.node_name == node.NODE_NAME
+        (init,) = p.status.init_container_statuses or []
+        assert init.state.terminated.exit_code == 0
+        assert init.image_id.split("@")[-1] == real_storage_initializer_digest(registry)
+        log = core.read_namespaced_pod_log(p.metadata.name, registry.namespace, container=init.name)
+        assert "(sha256 verified)" in log
+        assert "unpacked" in log
+    assert '"model_name":"fraud-detector"' in transcript
+    assert '"data":[1,0]' in transcript  # the first transaction is fraud, the second not
+
+
+def real_storage_initializer_digest(registry: Registry) -> str:
+    env = registry.cluster.env
+    return env["MODELREG_MODELREG_IMAGE"].split("@")[-1]
+
+
 @pytest.mark.cluster
 @pytest.mark.kwok
-def test_readme_quick_start_end_to_end(registry: Registry, dev_env: Any, seeded: None) -> None:
+@pytest.mark.timeout(900)
+def test_readme_quick_start_end_to_end(
+    quickstart_registry: Registry, dev_env: Any, seeded: None
+) -> None:
+    registry = quickstart_registry
     cmds = readme.commands(readme.section(README.read_text(), QUICK_START))
-    result = run_document(cmds, registry, dev_env)
+    result = run_document(cmds, registry, dev_env, timeout=600)
     assert "denied the request: user 'eve' is not an approver" in result.stdout
     served_v2_after_rolling_back_v3(registry)
+    served_for_real(registry, result.stdout)
 
 
 @pytest.mark.parametrize("example", EXAMPLE_READMES)
 @pytest.mark.cluster
 @pytest.mark.kwok
 def test_example_readme_end_to_end(
-    registry: Registry, registries: Registries, dev_env: Any, seeded: None, example: str
+    request: pytest.FixtureRequest,
+    registries: Registries,
+    dev_env: Any,
+    seeded: None,
+    example: str,
 ) -> None:
     assert set(EXAMPLE_READMES) == set(END_STATES)
-    run_document(readme.commands((EXAMPLES / example / "README.md").read_text()), registry, dev_env)
+    # the quickstart's pods run for real, in a namespace like ml-demo
+    fixture = "quickstart_registry" if example == "quickstart" else "registry"
+    registry: Registry = request.getfixturevalue(fixture)
+    cmds = readme.commands((EXAMPLES / example / "README.md").read_text())
+    run_document(cmds, registry, dev_env, timeout=600)
     END_STATES[example](registry, registries)

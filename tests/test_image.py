@@ -107,3 +107,65 @@ def test_image_install_steps_work_in_a_clean_virtualenv(tmp_path: Path) -> None:
     site = next(prefix.glob("lib/python3*/site-packages"))
     assert not (site / "operator").exists()
     assert not (site / "operator.py").exists()
+
+
+def _dockerfile_config() -> list[str]:
+    done = subprocess.run(
+        ["python3", str(REPO / "hack" / "image" / "dockerfile-config.py"), str(DOCKERFILE)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.splitlines()
+
+
+def test_the_image_built_without_docker_has_the_dockerfiles_configuration() -> None:
+    """hack/build-images.sh reads the image's configuration from the Dockerfile: every
+    ENV, USER, ENTRYPOINT, CMD, EXPOSE and LABEL of the final stage, nothing else."""
+    _, final = stages()
+    flags = _dockerfile_config()
+    for word, args in final:
+        if word == "ENV":
+            for pair in shlex.split(args):
+                key, value = pair.split("=", 1)
+                want = value.replace("$PATH", "")
+                assert any(f.startswith(f"--env={key}=") and want in f for f in flags), pair
+        elif word == "USER":
+            assert f"--user={args}" in flags
+        elif word == "ENTRYPOINT":
+            assert "--entrypoint=modelreg" in flags
+        elif word == "CMD":
+            assert "--cmd=run" in flags
+        elif word == "EXPOSE":
+            assert all(f"--exposed-ports={p}" in flags for p in args.split())
+    assert len([f for f in flags if f.startswith("--env=")]) == sum(
+        len(shlex.split(a)) for w, a in final if w == "ENV"
+    )
+
+
+def test_the_image_built_without_docker_runs_the_dockerfiles_steps() -> None:
+    """The same install scripts, and the same non-root user made the same way."""
+    build_images = (REPO / "hack" / "build-images.sh").read_text()
+    _, final = stages()
+    assert 'build-wheels.sh" "$work/dist" "$root"' in build_images
+    assert "install.sh /src/dist /opt/modelreg" in build_images
+    (useradd,) = re.findall(
+        r"useradd ([^&]+?)(?:\s*$|\s*&&)", " ".join(a for w, a in final if w == "RUN")
+    )
+    words = shlex.split(useradd)
+    script_useradd = re.search(r"useradd (--uid.*?)\s*;", build_images.replace("\\\n", " "))
+    assert script_useradd is not None
+    assert shlex.split(script_useradd.group(1)) == words
+
+
+def test_an_instruction_the_config_reader_does_not_know_is_an_error(tmp_path: Path) -> None:
+    f = tmp_path / "Dockerfile"
+    f.write_text("FROM x AS build\nFROM x\nHEALTHCHECK CMD true\nUSER 1\nENV PATH=/bin\n")
+    done = subprocess.run(
+        ["python3", str(REPO / "hack" / "image" / "dockerfile-config.py"), str(f)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode != 0
+    assert "HEALTHCHECK is not understood" in done.stderr

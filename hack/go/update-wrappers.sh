@@ -35,7 +35,7 @@ write_wrapper "$here/kube" modelreg.dev/hack/kube "$gover"
   awk '/=> \.\/staging\/src\//{print "\t" $1 " => " $1 " '"$staging_version"'"}' "$kube_mod"
   echo ")"
 } >> "$here/kube/go.mod"
-(cd "$here/kube" && for t in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+(cd "$here/kube" && for t in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet; do
    go get -tool "k8s.io/kubernetes/cmd/$t@${KUBE_VERSION}"; done && go mod tidy)
 
 # --- etcd ---------------------------------------------------------------------------------

@@ -5,17 +5,21 @@ Runs a second, private environment (its own directory and ports) beside the sess
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from modelreg.devenv import process
+from modelreg import devenv
+from modelreg.devenv import host, images, process
+from modelreg.devenv import node as nodecfg
 
 pytestmark = pytest.mark.cluster
 
@@ -149,3 +153,73 @@ def test_up_without_operator_reports_it_disabled(tmp_path: Path) -> None:
     assert processes_using(root) == {}
     # a disabled operator does not make a stopped environment look healthy
     assert modelreg("dev", "status", "--dir", str(root)).returncode == 1
+
+
+def _kill_everything(root: Path) -> None:
+    """kill -9 every process of the environment: its servers, the kubelet, containerd and
+    its shims. The pods' own processes live on, orphaned, as after a real crash."""
+    for pid in processes_using(root):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+
+
+def _pod_processes(node: nodecfg.Node) -> set[int]:
+    pids: set[int] = set()
+    for d in host._cgroup_dirs(node):
+        with contextlib.suppress(OSError):
+            pids |= {int(p) for p in (d / "cgroup.procs").read_text().split()}
+    return pids
+
+
+@pytest.mark.timeout(600)
+def test_the_real_node_leaves_nothing_on_the_host_even_after_kill_9(tmp_path: Path) -> None:
+    """A real pod runs; everything is killed with SIGKILL; `dev down` (twice) removes
+    every mount, cgroup, namespace, interface, process and fixed-path file the node made;
+    `dev up` then starts it again."""
+    root = tmp_path / "env"
+    node = nodecfg.node_of(root)
+    try:
+        up = modelreg("dev", "up", "--dir", str(root), "--no-operator")
+        assert up.returncode == 0, up.stderr
+        env = devenv.open_existing(root)
+        assert env is not None
+        assert env.node_ready()
+        image = images.ensure(env.tools["crane"], env.registry, images.busybox())
+        ns = "real"
+        env.kubectl("create", "namespace", ns)
+        env.kubectl(
+            "annotate", "namespace", ns,
+            *[f"{k}={v}" for k, v in nodecfg.namespace_annotations().items()],
+        )  # fmt: skip
+        env.kubectl(
+            "-n", ns, "run", "sleeper", f"--image={image}", "--restart=Never",
+            "--overrides", json.dumps({"spec": {"securityContext": {"runAsUser": 65532},
+                                                "automountServiceAccountToken": False}}),
+            "--command", "--", "sleep", "3600",
+        )  # fmt: skip
+        env.kubectl("-n", ns, "wait", "pod/sleeper", "--for=condition=Ready", "--timeout=90s")
+        assert host._shims(node), "a running pod has a shim"
+        assert host.mounts_under(node.owned_paths()), "a running pod has mounts"
+
+        _kill_everything(root)
+        time.sleep(0.5)
+        assert _pod_processes(node), "the pod's processes outlive their shim"
+        for _ in range(2):  # down after a crash, and down again: both clean
+            down = modelreg("dev", "down", "--dir", str(root))
+            assert down.returncode == 0, down.stderr
+            assert host.what_is_left(node) == []
+            assert processes_using(root) == {}
+            # the pods' network namespaces were containerd's (under its state), never
+            # the host's /run/netns
+            assert not list(Path("/run/netns").glob("cni-*"))
+
+        again = modelreg("dev", "up", "--dir", str(root), "--no-operator")
+        assert again.returncode == 0, again.stderr
+        env = devenv.open_existing(root)
+        assert env is not None
+        assert env.node_ready()
+    finally:
+        down = modelreg("dev", "down", "--dir", str(root))
+    assert down.returncode == 0, down.stderr
+    assert host.what_is_left(node) == []
+    assert processes_using(root) == {}

@@ -49,6 +49,12 @@ CASES = [
         ["--version"],
         r" github.com/distribution/distribution/v3 {DISTRIBUTION_VERSION}$",
     ),
+    # the real node
+    ("kubelet", ["--version"], r"^Kubernetes {KUBE_VERSION}$"),
+    ("containerd", ["--version"], r"^containerd \S+ {CONTAINERD_VERSION_NUMBER}(\s|$)"),
+    ("containerd-shim-runc-v2", ["-v"], r"^\s+Version:\s+{CONTAINERD_VERSION_NUMBER}$"),
+    ("ctr", ["--version"], r"^ctr \S+ {CONTAINERD_VERSION_NUMBER}$"),
+    ("pause", ["-v"], r"^pause\.c v{PAUSE_VERSION}-modelreg$"),
 ]
 
 
@@ -58,6 +64,7 @@ def test_binary_prints_the_pinned_version(
 ) -> None:
     v = {k: re.escape(x) for k, x in pinned().items()}
     v["ETCD_VERSION_NUMBER"] = re.escape(pinned()["ETCD_VERSION"].removeprefix("v"))
+    v["CONTAINERD_VERSION_NUMBER"] = re.escape(pinned()["CONTAINERD_VERSION"].removeprefix("v"))
     got = output(tools, binary, *args)
     assert re.search(line.format(**v), got, re.M), f"{binary} {' '.join(args)}:\n{got}"
 

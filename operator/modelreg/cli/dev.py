@@ -44,7 +44,13 @@ def dev() -> None:
     is_flag=True,
     help="Leave the operator out (for tests or a debugger that run their own).",
 )
-def up(root: Path, no_operator: bool) -> None:
+@click.option(
+    "--no-real-node",
+    is_flag=True,
+    help="Leave the real node (kubelet, containerd) out, on a machine that cannot run it; "
+    "pods then run only on KWOK's fake nodes.",
+)
+def up(root: Path, no_operator: bool, no_real_node: bool) -> None:
     """Start the environment (builds the binaries on first use; safe to run again).
 
     \b
@@ -52,7 +58,7 @@ def up(root: Path, no_operator: bool) -> None:
       modelreg dev up && . .dev/env.sh && kubectl get nodes
     """
     try:
-        devenv.up(root, log=_log, operator=not no_operator)
+        devenv.up(root, log=_log, operator=not no_operator, real_node=not no_real_node)
     except (devenv.DevEnvError, ToolsError) as e:
         raise click.ClickException(str(e)) from e
 
@@ -61,7 +67,8 @@ def up(root: Path, no_operator: bool) -> None:
 @dir_option
 @click.option("--purge", is_flag=True, help="Also delete the directory (cluster data, images, S3).")
 def down(root: Path, purge: bool) -> None:
-    """Stop every process of the environment.
+    """Stop every process of the environment, and remove what its real node made on the
+    host (network namespace, veth, mounts, cgroups); safe to run twice and after a crash.
 
     \b
     Example:

@@ -3,13 +3,16 @@
 Everything runs as the current user from binaries built by ``hack/build-tools.sh``:
 etcd, kube-apiserver (TLS, RBAC, static-token users, admission webhooks),
 kube-controller-manager, kube-scheduler, KWOK (fake nodes and kubelets), MinIO and two
-CNCF distribution registries (anonymous and htpasswd-protected). State lives in one
-directory (``.dev/``); ``up`` is idempotent and recovers from a crash, ``down`` stops
-every process it started.
+CNCF distribution registries (anonymous and htpasswd-protected), and one real node
+(kubelet, containerd, runc, CNI) in a network namespace of its own (devenv/node.py;
+``real_node=False`` leaves it out). State lives in one directory (``.dev/``); ``up`` is
+idempotent and recovers from a crash, ``down`` stops every process it started and
+removes everything the real node made on the host.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import secrets
@@ -28,7 +31,8 @@ import httpx
 import yaml
 
 from modelreg import pki
-from modelreg.devenv import components, identities, manifests, process
+from modelreg.devenv import components, host, identities, images, manifests, process
+from modelreg.devenv import node as nodecfg
 from modelreg.devenv.components import Component
 from modelreg.devenv.layout import PORT_NAMES, Layout, Ports
 from modelreg.devenv.tools import Tools, ensure_tools, source_dir
@@ -48,8 +52,13 @@ ORDER = (
     "minio",
     "registry",
     "private-registry",
+    "node-gateway",
+    "containerd",
+    "kubelet",
     "operator",
 )
+#: The real node (left out by ``--no-real-node``, and under kind).
+REAL_NODE = ("node-gateway", "containerd", "kubelet")
 
 
 class DevEnvError(RuntimeError):
@@ -71,7 +80,7 @@ class Secrets:
     @classmethod
     def load_or_create(cls, layout: Layout) -> Secrets:
         path = layout.pki / "secrets.json"
-        fresh = {
+        fresh: dict[str, Any] = {
             "tokens": identities.new_tokens(),
             "s3_access_key": "modelreg-" + secrets.token_hex(4),
             "s3_secret_key": secrets.token_urlsafe(24),
@@ -82,6 +91,7 @@ class Secrets:
         saved = json.loads(path.read_text()) if path.exists() else {}
         # keep what exists (data directories depend on it); add what newer versions need
         values = {**fresh, **{k: v for k, v in saved.items() if k in fresh}}
+        values["tokens"] = {**fresh["tokens"], **saved.get("tokens", {})}
         if values != saved:
             _write_private(path, json.dumps(values, indent=2))
         return cls(**values)
@@ -112,6 +122,15 @@ class Environment:
     def private_registry(self) -> str:
         return f"127.0.0.1:{self.ports.private_registry}"
 
+    @property
+    def node(self) -> nodecfg.Node:
+        return nodecfg.node_of(self.layout.root)
+
+    @property
+    def node_s3_endpoint(self) -> str:
+        """The S3 server as pods on the real node reach it (the gateway on the veth)."""
+        return f"http://{self.node.host_ip}:{self.ports.s3}"
+
     def env_vars(self) -> dict[str, str]:
         """What ``.dev/env.sh`` exports."""
         return {
@@ -126,6 +145,14 @@ class Environment:
             "MODELREG_PRIVATE_REGISTRY_USERNAME": self.secrets.registry_user,
             "MODELREG_PRIVATE_REGISTRY_PASSWORD": self.secrets.registry_password,
             "MODELREG_DEV_DIR": str(self.layout.root),
+            # what a storage Secret gives pods on the real node (not 127.0.0.1: that is
+            # the pod's own loopback there)
+            "MODELREG_NODE_S3_ENDPOINT": self.node_s3_endpoint,
+            # the images made for the real node (hack/build-images.sh), by digest
+            **{
+                f"MODELREG_{name.upper()}_IMAGE": ref
+                for name, ref in self.layout.load_images().items()
+            },
             # kubectl's discovery cache per environment: one in ~/.kube/cache, filled before
             # the CRDs were applied, would hide them for minutes
             "KUBECACHEDIR": str(self.layout.root / "kube-cache"),
@@ -151,7 +178,16 @@ class Environment:
                 return components.registry(t, lay, name)
             case "operator":
                 env = {**self.env_vars(), "MODELREG_RECORD_KEY": self.secrets.record_key}
+                if modelreg_image := lay.load_images().get("modelreg"):
+                    # model pods on the real node run this checkout's storage-initializer
+                    env["MODELREG_STORAGE_INITIALIZER_IMAGE"] = modelreg_image
                 return components.operator(lay, p, env)
+            case "node-gateway":
+                return components.node_gateway(self.node, p)
+            case "containerd":
+                return components.containerd(t, self.node)
+            case "kubelet":
+                return components.kubelet(t, self.node, self.node.config_dir / "kubeconfig")
         raise KeyError(name)
 
     # --- health --------------------------------------------------------------------------
@@ -180,9 +216,30 @@ class Environment:
                     # without credentials the registry must refuse
                     url = f"http://{self.private_registry}/v2/"
                     return httpx.get(url, timeout=2).status_code == 401
-        except (httpx.HTTPError, ValueError):
+                case "node-gateway":
+                    with socket.create_connection((self.node.host_ip, self.ports.s3), 2):
+                        pass
+                    return process.read_pidfile(self.layout.pidfile(name)) is not None
+                case "containerd":
+                    with socket.socket(socket.AF_UNIX) as s:
+                        s.settimeout(2)
+                        s.connect(str(self.node.containerd_socket))
+                    return process.read_pidfile(self.layout.pidfile(name)) is not None
+                case "kubelet":
+                    return process.read_pidfile(self.layout.pidfile(name)) is not None and (
+                        self.node_ready()
+                    )
+        except (httpx.HTTPError, ValueError, OSError):
             return False
         return process.read_pidfile(self.layout.pidfile(name)) is not None
+
+    def node_ready(self) -> bool:
+        """Whether the real node reports Ready to the API server."""
+        r = self._api_get(f"/api/v1/nodes/{nodecfg.NODE_NAME}")
+        if r.status_code != 200:
+            return False
+        conditions = r.json().get("status", {}).get("conditions") or []
+        return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
 
     def _api_get(self, path: str) -> httpx.Response:
         return httpx.get(
@@ -270,33 +327,58 @@ def configure(root: Path, *, build: bool = True) -> Environment:
         ports = None
     ports = ports or layout.allocate_ports()
     env = Environment(layout, ports, tools, Secrets.load_or_create(layout))
-    _write_pki(layout)
+    _write_pki(layout, env.node)
     _write_configs(env)
     return env
 
 
-def _write_pki(layout: Layout) -> None:
+_API_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+
+
+def _issue_unless_valid(d: Path, name: str, common_name: str, names: tuple[str, ...]) -> None:
+    """``d/name.crt`` and ``.key`` from the environment's CA, unless they already serve
+    ``names`` (an older environment's certificate lacks the real node's addresses)."""
+    ca = pki.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
+    crt, key = d / f"{name}.crt", d / f"{name}.key"
+    if crt.exists() and key.exists():
+        pair = pki.KeyPair(crt.read_bytes(), key.read_bytes())
+        margin = dt.timedelta(days=1)
+        if pki.serves(pair, ca.cert_pem, names, dt.datetime.now(dt.UTC), margin):
+            return
+    dns, ips = pki.split_names(names)
+    pair = pki.issue(ca, common_name, dns_names=dns, ip_addresses=ips)
+    _write_private(key, pair.key_pem)
+    crt.write_bytes(pair.cert_pem)
+
+
+def _write_pki(layout: Layout, node: nodecfg.Node) -> None:
     d = layout.pki
     if not (d / "ca.crt").exists():
         ca = pki.new_ca("modelreg-dev-ca")
         _write_private(d / "ca.key", ca.key_pem)
         (d / "ca.crt").write_bytes(ca.cert_pem)
-    if not (d / "apiserver.crt").exists():
+    # the real node reaches the API server at the veth's host end
+    api_names = (*_API_NAMES, "127.0.0.1", "10.96.0.1", node.host_ip)
+    _issue_unless_valid(d, "apiserver", "kube-apiserver", api_names)
+    # the kubelet's serving certificate, checked by the API server (logs, exec)
+    _issue_unless_valid(d, "node", f"system:node:{nodecfg.NODE_NAME}", (node.node_ip,))
+    if not (d / "kubelet-client.crt").exists():
         ca = pki.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
-        serving = pki.issue(
+        client = pki.issue(
             ca,
-            "kube-apiserver",
-            dns_names=(
-                "localhost",
-                "kubernetes",
-                "kubernetes.default",
-                "kubernetes.default.svc",
-                "kubernetes.default.svc.cluster.local",
-            ),
-            ip_addresses=("127.0.0.1", "10.96.0.1"),
+            "kube-apiserver-kubelet-client",
+            organizations=("system:masters",),
+            server=False,
+            client=True,
         )
-        _write_private(d / "apiserver.key", serving.key_pem)
-        (d / "apiserver.crt").write_bytes(serving.cert_pem)
+        _write_private(d / "kubelet-client.key", client.key_pem)
+        (d / "kubelet-client.crt").write_bytes(client.cert_pem)
     if not (d / "webhook.crt").exists():
         ca = pki.KeyPair((d / "ca.crt").read_bytes(), (d / "ca.key").read_bytes())
         webhook = pki.issue(
@@ -338,6 +420,11 @@ def _write_configs(env: Environment) -> None:
         (lay.root / f"{name}.yml").write_text(
             yaml.safe_dump(manifests.registry_config(port, str(storage), auth))
         )
+    _write_env_sh(env)
+
+
+def _write_env_sh(env: Environment) -> None:
+    lay = env.layout
     exports = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.env_vars().items())
     _write_private(
         lay.env_sh,
@@ -393,26 +480,42 @@ def up(
     build: bool = True,
     control_plane: bool = True,
     operator: bool = True,
+    real_node: bool = True,
 ) -> Environment:
     """Start (or finish starting) the environment in ``root``; safe to run again.
 
     ``control_plane=False`` starts only the S3 server and the registries (for tests that
     bring their own cluster, such as kind). ``operator=False`` leaves out the operator
     (for tests that run their own); otherwise it starts last, with modelreg's CRDs.
+    ``real_node=False`` leaves out the real node (a machine that cannot run one: the
+    error of a failed start-up check says what it lacks).
     """
     env = configure(root, build=build)
     log(f"modelreg dev environment in {env.layout.root}")
     # what is left out on purpose: `dev status` shows it "disabled", not "stopped"
-    disabled = set() if control_plane else {*CONTROL_PLANE, "operator"}
+    disabled = set() if control_plane else {*CONTROL_PLANE, *REAL_NODE, "operator"}
     if not operator:
         disabled.add("operator")
+    if not real_node:
+        disabled.update(REAL_NODE)
+    if control_plane and real_node and (problems := host.preflight()):
+        raise DevEnvError(
+            "this machine cannot run the real node: "
+            + "; ".join(problems)
+            + " (start without it: `modelreg dev up --no-real-node`; the tests that need "
+            "it are then skipped, saying why)"
+        )
     env.layout.save_disabled(disabled)
     if control_plane:
-        _start_control_plane(env, log)
+        _start_control_plane(env, log, real_node)
     _ensure_started(env, "minio", log)
     _ensure_bucket(env)
     _ensure_started(env, "registry", log)
     _ensure_started(env, "private-registry", log)
+    if control_plane and real_node:
+        _start_real_node(env, log, build)
+    elif control_plane:
+        _stop_real_node(env, log)
     if control_plane:
         _apply_crds(env)
         if operator:
@@ -454,10 +557,84 @@ def webhooks_registered(env: Environment) -> bool:
     return True
 
 
-def _start_control_plane(env: Environment, log: Log) -> None:
+def _start_real_node(env: Environment, log: Log, build: bool = True) -> None:
+    """The real node: its network and cgroup, its files, the pause image, then the
+    gateway, containerd and the kubelet; done when the node is Ready."""
+    node = env.node
+    host.ensure_network(node)
+    host.ensure_pod_egress(node, nodecfg.POD_RANGE, components.gateway_ports(env.ports))
+    host.ensure_cgroup(node)
+    _write_node_configs(env)
+    _ensure_started(env, "node-gateway", log)
+    _ensure_started(env, "containerd", log)
+    _ensure_started(env, "kubelet", log, timeout=90)
+    started = time.monotonic()
+    refs = {
+        name: images.push_built(env.tools["crane"], env.registry, name, directory)
+        for name, directory in images.built(build=build).items()
+    }
+    if refs != env.layout.load_images():
+        env.layout.save_images(refs)
+        _write_env_sh(env)
+        # the operator must start again to use a new storage-initializer image
+        process.stop(env.layout.pidfile("operator"))
+    log(f"  images: {', '.join(refs)} ({time.monotonic() - started:.1f}s)")
+
+
+def _stop_real_node(env: Environment, log: Log) -> None:
+    for name in reversed(REAL_NODE):
+        if process.stop(env.layout.pidfile(name)):
+            log(f"  {name}: stopped")
+    if env.layout.load_images():
+        env.layout.save_images({})
+        _write_env_sh(env)
+        process.stop(env.layout.pidfile("operator"))
+    for what in host.teardown(env.node):
+        log(f"  removed {what}")
+
+
+def _write_node_configs(env: Environment) -> None:
+    node, lay = env.node, env.layout
+    pause_program = Path(env.tools["pause"])
+    for d in (
+        node.config_dir,
+        node.kubelet_dir,
+        node.pod_logs,
+        node.containerd_root,
+        node.cni_conf_dir,
+        node.cni_data_dir,
+        node.run,
+    ):
+        d.mkdir(parents=True, exist_ok=True)
+    if not node.kubelet_root.is_symlink():
+        node.kubelet_root.symlink_to(node.kubelet_dir)
+    ca = (lay.pki / "ca.crt").read_bytes()
+    user = f"system:node:{nodecfg.NODE_NAME}"
+    server = f"https://{node.host_ip}:{env.ports.apiserver}"
+    kubeconfig = manifests.kubeconfig(server, ca, env.secrets.tokens, [user], user)
+    _write_private(node.config_dir / "kubeconfig", yaml.safe_dump(kubeconfig))
+    kubelet = nodecfg.kubelet_config(
+        node, lay.pki / "ca.crt", lay.pki / "node.crt", lay.pki / "node.key"
+    )
+    (node.config_dir / "kubelet.yaml").write_text(yaml.safe_dump(kubelet, sort_keys=False))
+    (node.config_dir / "containerd.toml").write_text(
+        nodecfg.containerd_config(
+            node, images.ensure(env.tools["crane"], env.registry, images.pause(pause_program))
+        )
+    )
+    (node.cni_conf_dir / "10-modelreg.conflist").write_text(
+        json.dumps(nodecfg.cni_config(node), indent=2)
+    )
+    for registry in (env.registry, env.private_registry):
+        name, text = nodecfg.registry_hosts(registry, node.host_ip)
+        (node.registry_hosts_dir / name).mkdir(parents=True, exist_ok=True)
+        (node.registry_hosts_dir / name / "hosts.toml").write_text(text)
+
+
+def _start_control_plane(env: Environment, log: Log, real_node: bool) -> None:
     _ensure_started(env, "etcd", log)
     _ensure_started(env, "kube-apiserver", log, timeout=120)
-    _bootstrap_api(env)
+    _bootstrap_api(env, real_node)
     for name in ("kube-controller-manager", "kube-scheduler", "kwok"):
         _ensure_started(env, name, log)
     _wait_for_nodes(env)
@@ -477,7 +654,7 @@ def _start_control_plane(env: Environment, log: Log) -> None:
     )
 
 
-def _bootstrap_api(env: Environment) -> None:
+def _bootstrap_api(env: Environment, real_node: bool) -> None:
     """Objects the cluster needs before KWOK starts: Stage CRD and stages, nodes, RBAC."""
     m = env.tools.kwok_manifests
     _apply_crd_files(env, [m / "kwok.x-k8s.io_stages.yaml"])
@@ -492,7 +669,20 @@ def _bootstrap_api(env: Environment) -> None:
     )
     env.apply(stages)
     env.apply(manifests.fake_node(n) for n in FAKE_NODES)
-    env.apply(manifests.demo_namespace_objects())
+    if real_node:
+        # the Quick start's pods run for real: on the real node, with a storage Secret
+        s = env.secrets
+        env.apply(
+            manifests.real_node_namespace_objects(
+                identities.DEMO_NAMESPACE,
+                env.node_s3_endpoint,
+                s.s3_access_key,
+                s.s3_secret_key,
+                components.S3_REGION,
+            )
+        )
+    else:
+        env.apply(manifests.demo_namespace_objects())
     env.apply([manifests.operator_namespace()])
 
 
@@ -559,6 +749,11 @@ def down(root: Path, *, log: Log = print) -> list[str]:
         if process.stop(layout.pidfile(name)):
             stopped.append(name)
             log(f"  {name}: stopped")
+        if name == "containerd":
+            # the kubelet and containerd are gone: now their pods, mounts, cgroups and
+            # network (all of it found again by name, so also after a crash)
+            for what in host.teardown(nodecfg.node_of(layout.root)):
+                log(f"  removed {what}")
     return stopped
 
 

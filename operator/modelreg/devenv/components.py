@@ -6,9 +6,12 @@ import base64
 import hashlib
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from modelreg.devenv import identities
+from modelreg.devenv import host, identities
+from modelreg.devenv import node as nodecfg
 from modelreg.devenv.layout import Layout, Ports
+from modelreg.devenv.node import Node
 from modelreg.devenv.tools import Tools
 
 SERVICE_CIDR = "10.96.0.0/16"
@@ -64,17 +67,27 @@ def apiserver(tools: Tools, layout: Layout, ports: Ports) -> Component:
             f"--tls-private-key-file={pki / 'apiserver.key'}",
             f"--client-ca-file={pki / 'ca.crt'}",
             f"--token-auth-file={pki / 'tokens.csv'}",
-            "--authorization-mode=RBAC",
+            # Node: the real node's kubelet may touch only its own node and pods
+            "--authorization-mode=Node,RBAC",
             f"--service-account-issuer={SA_ISSUER}",
             f"--service-account-key-file={pki / 'sa.pub'}",
             f"--service-account-signing-key-file={pki / 'sa.key'}",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--allow-privileged=true",
-            # no kubelets or real network here: nothing may answer at the advertise address
+            # no service proxy: nothing may answer at the advertise address
             "--endpoint-reconciler-type=none",
+            # PodNodeSelector and PodTolerationRestriction: a namespace's annotations send
+            # its pods to the real node (devenv/node.py)
             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,"
-            "DefaultStorageClass,ResourceQuota,MutatingAdmissionWebhook,"
+            "DefaultStorageClass,ResourceQuota,NodeRestriction,PodNodeSelector,"
+            "PodTolerationRestriction,MutatingAdmissionWebhook,"
             "ValidatingAdmissionWebhook,ValidatingAdmissionPolicy",
+            # the real node: reached by its address (its name is not in any DNS), its
+            # serving certificate checked, the API server known to it by a client cert
+            "--kubelet-preferred-address-types=InternalIP",
+            f"--kubelet-certificate-authority={pki / 'ca.crt'}",
+            f"--kubelet-client-certificate={pki / 'kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'kubelet-client.key'}",
             "--profiling=false",
             "--v=1",
         ],
@@ -204,3 +217,37 @@ def operator(layout: Layout, ports: Ports, env: dict[str, str]) -> Component:
 
 def registry(tools: Tools, layout: Layout, name: str) -> Component:
     return Component(name, [tools["registry"], "serve", str(layout.root / f"{name}.yml")])
+
+
+# --- the real node (devenv/node.py) --------------------------------------------------------
+
+
+def gateway_ports(ports: Ports) -> list[int]:
+    """What the real node reaches on the host: the API server, S3 and the registries."""
+    return [ports.apiserver, ports.s3, ports.registry, ports.private_registry]
+
+
+def node_gateway(node: Node, ports: Ports) -> Component:
+    """The forwarder on the veth's host end to the servers the node needs (gateway.py)."""
+    argv = [sys.executable, "-m", "modelreg.devenv.gateway", f"--listen={node.host_ip}"]
+    argv += [f"--port={p}" for p in gateway_ports(ports)]
+    return Component("node-gateway", argv)
+
+
+def containerd(tools: Tools, node: Node) -> Component:
+    """containerd in the node's network namespace; its shims are found next to it."""
+    return Component(
+        "containerd",
+        host.in_netns(
+            node, [tools["containerd"], f"--config={node.config_dir / 'containerd.toml'}"]
+        ),
+        env={"PATH": f"{Path(tools['containerd']).parent}:/usr/sbin:/usr/bin:/sbin:/bin"},
+    )
+
+
+def kubelet(tools: Tools, node: Node, kubeconfig: Path) -> Component:
+    return Component(
+        "kubelet",
+        host.in_netns(node, nodecfg.kubelet_argv(tools["kubelet"], node, kubeconfig)),
+        env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+    )

@@ -10,6 +10,8 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from modelreg.devenv.node import NODE_NAME
+
 
 @dataclass(frozen=True)
 class Identity:
@@ -40,6 +42,8 @@ SYSTEM = (
     Identity("system:kube-scheduler", (), person=False),
     # KWOK plays every kubelet; in a dev cluster it may as well be cluster-admin.
     Identity("system:kwok", ("system:masters",), person=False),
+    # the real node's kubelet (devenv/node.py), held to its own node by the Node authorizer
+    Identity(f"system:node:{NODE_NAME}", ("system:nodes",), person=False),
 )
 
 ALL = PEOPLE + SYSTEM

@@ -147,6 +147,14 @@ class Layout:
     def save_disabled(self, names: Iterable[str]) -> None:
         self._save_state(disabled=sorted(names))
 
+    def load_images(self) -> dict[str, str]:
+        """Images the last ``up`` pushed for the real node: name -> reference by digest."""
+        images = self._load_state().get("images", {})
+        return {k: v for k, v in images.items() if isinstance(v, str)}
+
+    def save_images(self, images: dict[str, str]) -> None:
+        self._save_state(images=images)
+
     def allocate_ports(self) -> Ports:
         """The saved ports, or new free ones (saved) on the first start."""
         ports = self.load_ports()

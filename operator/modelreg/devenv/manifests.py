@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from modelreg.devenv.identities import DEMO_NAMESPACE, OPERATOR_NAMESPACE, PEOPLE
+from modelreg.devenv.node import namespace_annotations as node_namespace_annotations
 
 Manifest = dict[str, Any]
 
@@ -356,3 +357,63 @@ def registry_config(port: int, storage: str, htpasswd: str | None = None) -> Man
     if htpasswd is not None:
         config["auth"] = {"htpasswd": {"realm": "modelreg-dev", "path": htpasswd}}
     return config
+
+
+#: the Secret a ModelDeployment's ``storage.secretRef`` names in a real-node namespace
+MODEL_STORE_SECRET = "model-store"  # noqa: S105 (a name, not a secret)
+
+
+def real_node_namespace_objects(
+    namespace: str, s3_endpoint: str, access_key: str, secret_key: str, region: str
+) -> list[Manifest]:
+    """:func:`demo_namespace_objects`, with every pod on the real node (devenv/node.py)
+    and the storage Secret its storage-initializers use.
+
+    The Secret holds the S3 server's address as the real node reaches it (the gateway on
+    the veth, not 127.0.0.1) and credentials. dana may name it in ``storage.secretRef``
+    (``get`` on it alone: modelreg's webhook checks that she may use what she names); the
+    people who may only view the namespace never read it.
+    """
+    objects = demo_namespace_objects(namespace)
+    for o in objects:
+        if o["kind"] == "Namespace":
+            o["metadata"]["annotations"] = node_namespace_annotations()
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": MODEL_STORE_SECRET, "namespace": namespace},
+        "type": "Opaque",
+        "stringData": {
+            "MODELREG_S3_ENDPOINT": s3_endpoint,
+            "AWS_ACCESS_KEY_ID": access_key,
+            "AWS_SECRET_ACCESS_KEY": secret_key,
+            "AWS_DEFAULT_REGION": region,
+        },
+    }
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": "model-store-user", "namespace": namespace},
+        "rules": [
+            {
+                "apiGroups": [""],
+                "resources": ["secrets"],
+                "resourceNames": [MODEL_STORE_SECRET],
+                "verbs": ["get"],
+            }
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": "model-store-users", "namespace": namespace},
+        "roleRef": {
+            "apiGroup": "rbac.authorization.k8s.io",
+            "kind": "Role",
+            "name": "model-store-user",
+        },
+        "subjects": [
+            {"kind": "Group", "name": MODEL_OWNERS_GROUP, "apiGroup": "rbac.authorization.k8s.io"}
+        ],
+    }
+    return [*objects, secret, role, binding]

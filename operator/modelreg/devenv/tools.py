@@ -18,6 +18,12 @@ BINARIES = (
     "crane",
     "registry",
     "minio",
+    # the real node (devenv/node.py)
+    "kubelet",
+    "containerd",
+    "containerd-shim-runc-v2",
+    "ctr",
+    "pause",
 )
 
 
