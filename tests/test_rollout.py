@@ -10,6 +10,7 @@ from modelreg.api.model_deployment import (
 from modelreg.rollout import (
     Candidate,
     choose_target,
+    crash_looping,
     holds,
     manual_hold,
     previous_good,
@@ -113,6 +114,40 @@ def test_failure_detection():
     assert rollout_failure(dep("2"), [init], 2) == "StorageInitializerFailed"
     init["status"]["initContainerStatuses"][0]["state"] = {"running": {}}
     assert rollout_failure(dep("2"), [init], 2) is None
+
+
+def status(restarts: int, state: dict[str, Any], last: dict[str, Any] | None = None, **kw):
+    return {"restartCount": restarts, "state": state, "lastState": last or {}, **kw}
+
+
+ERROR = {"terminated": {"reason": "Error", "exitCode": 3}}
+
+
+def test_a_crash_loop_is_seen_whatever_state_is_shown_between_restarts():
+    """What a real kubelet reported for a process that exits 3 (tests/devenv/
+    test_real_node.py): running and terminated in turn, restarts going up, never the
+    waiting state."""
+    assert crash_looping(status(0, {"waiting": {"reason": "CrashLoopBackOff"}}))
+    assert not crash_looping(status(1, ERROR))  # one failure is not a loop yet
+    assert crash_looping(status(2, ERROR))
+    assert crash_looping(status(4, {"running": {}}, ERROR))
+    oom = {"terminated": {"reason": "OOMKilled", "exitCode": 137}}
+    assert crash_looping(status(2, {"running": {}}, oom))
+    # restarted after failures, and now up and ready: it recovered
+    assert not crash_looping(status(3, {"running": {}}, ERROR, ready=True))
+    # restarts of a process that exits 0 each time are not failures
+    done = {"terminated": {"reason": "Completed", "exitCode": 0}}
+    assert not crash_looping(status(3, done))
+    pod = {
+        "metadata": {"labels": {"modelreg.dev/version": "2"}},
+        "status": {"containerStatuses": [status(2, {"running": {}}, ERROR)]},
+    }
+    assert rollout_failure(dep("2"), [pod], 2) == "CrashLoopBackOff"
+    init = {
+        "metadata": {"labels": {"modelreg.dev/version": "2"}},
+        "status": {"initContainerStatuses": [{"name": "storage-initializer", **status(2, ERROR)}]},
+    }
+    assert rollout_failure(dep("2"), [init], 2) == "StorageInitializerFailed"
 
 
 def test_rolled_out_needs_all_replicas_updated_and_available():

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from modelreg import devenv
+from modelreg import devenv, rollout
 from modelreg.devenv import images
 from modelreg.devenv import node as nodecfg
 from tests.support.cluster import Cluster
@@ -156,11 +156,15 @@ def test_a_real_pod_serves_and_kubectl_logs_exec_and_port_forward_work(
             fwd.terminate()
 
 
-def test_a_process_that_exits_goes_to_crash_loop_back_off(
+def test_a_process_that_exits_is_seen_crash_looping(
     cluster: Cluster, real_namespace: str, busybox: str
 ) -> None:
+    """What the operator's crash detection (rollout.crash_looping) makes of what the real
+    kubelet reports for a process that exits 3. Under load the kubelet can show
+    ``terminated: Error`` through every back-off and never ``waiting:
+    CrashLoopBackOff`` (seen in CI: restarts 1 to 4, each shown as terminated), so the
+    detection may not wait for that reason, and this test does not either."""
     create(cluster, real_namespace, pod("crash", busybox, ["sh", "-c", "echo bye; exit 3"]))
-
     seen: list[str] = []  # each state the API server showed, for the failure message
 
     def crashing() -> dict[str, Any] | None:
@@ -170,15 +174,27 @@ def test_a_process_that_exits_goes_to_crash_loop_back_off(
         shown += f" restarts={s.get('restartCount')}"
         if not seen or seen[-1] != shown:
             seen.append(shown)
-        return s if state.get("waiting", {}).get("reason") == "CrashLoopBackOff" else None
+        return s if rollout.crash_looping(s) else None
 
     try:
-        s = wait_for("CrashLoopBackOff", crashing, timeout=120)
+        s = wait_for("a crash loop", crashing, timeout=120)
     except AssertionError as e:
         events = kubectl(cluster, "-n", real_namespace, "get", "events", "-o", "wide")
         raise AssertionError(f"{e}\nstates seen: {seen}\nevents:\n{events}") from None
-    assert s["lastState"]["terminated"]["exitCode"] == 3
+    last = s["state"].get("terminated") or s["lastState"]["terminated"]
+    assert last["exitCode"] == 3
+    # the kubelet's own CrashLoopBackOff comes after the first restart; without it, the
+    # operator's count of restarts after failures
     assert s["restartCount"] >= 1
+    # and the kubelet itself says it backs off restarting it
+    wait_for(
+        "the kubelet's BackOff event",
+        lambda: (
+            "BackOff"
+            in kubectl(cluster, "-n", real_namespace, "get", "events", "-o", "jsonpath={..reason}")
+        ),
+        timeout=60,
+    )
 
 
 def test_a_pod_over_its_memory_limit_is_oom_killed(
