@@ -3,7 +3,8 @@
 The operator archives through the API server like a person would (annotation
 ``modelreg.dev/archived``), so the admission webhook records who did it (the operator's
 own account, in ``modelreg.dev/archived-by``) and refuses to archive a version that a
-ModelDeployment serves, even one that started serving a moment ago.
+ModelDeployment serves, even one that started serving a moment ago. A deployment's
+rollback target (the newest other version that rolled out there) is kept too.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 
 from modelreg import retention
 from modelreg.api import annotations as ann
+from modelreg.api.model_deployment import RolloutResult
 from modelreg.api.model_version import ApprovalState
 from modelreg.api.registered_model import RegisteredModelSpec
 from modelreg.kube import Kube
@@ -21,14 +23,26 @@ log = logging.getLogger(__name__)
 
 
 def _in_use(deployments: list[dict[str, Any]], model: str) -> tuple[set[str], set[int]]:
-    """Names and numbers of versions a ModelDeployment of ``model`` serves, targets or pins."""
+    """Names and numbers of versions a ModelDeployment of ``model`` serves, targets, pins
+    or would roll back to (the newest other version that rolled out there: retention
+    never takes a deployment's way back)."""
     names: set[str] = set()
     numbers: set[int] = set()
     for md in deployments:
         spec, status = md.get("spec") or {}, md.get("status") or {}
         if (spec.get("modelRef") or {}).get("name") != model:
             continue
-        for ref in (status.get("currentVersion"), status.get("targetVersion"), spec.get("version")):
+        refs = [status.get("currentVersion"), status.get("targetVersion"), spec.get("version")]
+        current = (status.get("currentVersion") or {}).get("name")
+        fallback = next(
+            (
+                h
+                for h in status.get("history") or []  # newest first
+                if h.get("result") == RolloutResult.SUCCEEDED and h.get("name") != current
+            ),
+            None,
+        )
+        for ref in (*refs, fallback):
             if ref and ref.get("name"):
                 names.add(ref["name"])
             if ref and ref.get("number"):
