@@ -239,3 +239,39 @@ def test_without_a_sha256_an_artifact_too_large_to_hash_is_not_deployable() -> N
             v = verify_https(client, f"http://{host}/big.bin", None, small)
         assert (v.status, v.reason) == (FALSE, "ChecksumRequired")
         assert "spec.artifact.sha256" in v.message
+
+
+def test_an_s3_store_that_trickles_is_unknown_at_the_check_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A store that sends one byte every half second (boto3's timeouts are per read, so
+    it never times out by itself) is cut off at the check's total deadline: Unknown, and
+    the checks' own threads are freed then, also when more checks wait than the S3 pool
+    has threads (issue 15, item 6, for S3)."""
+    import concurrent.futures
+    import time
+
+    from modelreg.verify import artifacts
+    from tests.support.http_server import trickling
+
+    monkeypatch.setenv("MODELREG_CHECK_DEADLINE_SECONDS", "2")
+    for k, v in (("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")):
+        monkeypatch.setenv(k, v)
+    with trickling(delay=0.5) as host:
+        config = StoreConfig(s3_endpoint=f"http://{host}", region="us-east-1", timeout_seconds=5)
+        started = time.monotonic()
+        checks = 12  # more than the S3 pool's threads
+        callers = concurrent.futures.ThreadPoolExecutor(checks)
+        futures = [
+            callers.submit(artifacts.verify_artifact, f"s3://b/m{i}.bin", "0" * 64, config)
+            for i in range(checks)
+        ]
+        _, waiting = concurrent.futures.wait(futures, timeout=30)
+        callers.shutdown(wait=False, cancel_futures=True)
+        assert not waiting, f"{len(waiting)} checks still held by the store after 30 s"
+        verdicts = [f.result() for f in futures]
+        took = time.monotonic() - started
+    assert {(v.status, v.reason) for v in verdicts} == {(UNKNOWN, "StoreUnavailable")}
+    assert "deadline" in verdicts[0].message
+    # each caller waited its own deadline at most (2 s), not the store (minutes)
+    assert took < 2 * 2 + 1.5, took
