@@ -9,8 +9,15 @@ serving image (MLServer; hack/seed-examples.py must have run, as hack/up.sh does
   measures until the Deployment serves it Ready (its readiness probe: the model is
   loaded) and a prediction through the Service answers (``kubectl port-forward``);
 - **failure visible → rollback**: a version whose model file cannot be loaded is
-  approved; measured from the kubelet's first report of the crash (the pod's
-  ``CrashLoopBackOff``, as the API server first shows it) to ``RolledBack=True``.
+  approved; measured from the first time the API server shows one of its pods in a
+  crash loop (``CrashLoopBackOff``, or restarted after failures:
+  ``rollout.crash_looping``) to ``RolledBack=True``.
+
+The anchor, in the same run and interleaved round by round: the same rollout without
+modelreg, a plain Deployment and Service with the pod template the operator wrote
+(same images, storage-initializer, probes and artifact), changed with one patch of its
+template and measured until it has rolled out and answers. The difference is what
+modelreg adds between an approval and a served version (admission, reconcile, status).
 
 Prints the figures (p50/p95 and each round) side by side; no assertion on them.
 """
@@ -30,7 +37,7 @@ from typing import Any
 import httpx
 import yaml
 
-from modelreg import devenv
+from modelreg import devenv, rollout
 from modelreg.devenv import components, manifests
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,9 +112,9 @@ def _condition(obj: dict[str, Any], kind: str) -> dict[str, Any]:
     return {}
 
 
-def _answers(env: devenv.Environment, ns: str) -> bool:
+def _answers(env: devenv.Environment, ns: str, service: str = "fraud") -> bool:
     argv = [env.tools["kubectl"], f"--kubeconfig={env.layout.kubeconfig}", "--context=admin",
-            "-n", ns, "port-forward", "svc/fraud", ":8080"]  # fmt: skip
+            "-n", ns, "port-forward", f"svc/{service}", ":8080"]  # fmt: skip
     with subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as p:
         try:
             if p.stdout is None:
@@ -119,6 +126,62 @@ def _answers(env: devenv.Environment, ns: str) -> bool:
             return r.status_code == 200 and r.json()["outputs"][0]["data"] == [1]
         finally:
             p.terminate()
+
+
+ANCHOR = "anchor"
+
+
+def _anchor_objects(env: devenv.Environment, ns: str) -> list[dict[str, Any]]:
+    """A plain Deployment and Service with the pod template and ports the operator wrote
+    for ``fraud``, under labels of their own (nothing of modelreg's selects them)."""
+    served = _get(env, ns, "deployment", "fraud")
+    service = _get(env, ns, "service", "fraud")
+    labels = {"app": ANCHOR}
+    template = served["spec"]["template"]
+    template["metadata"] = {"labels": labels, "annotations": {"bench/round": "0"}}
+    deployment = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": ANCHOR, "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": template,
+            "progressDeadlineSeconds": 300,
+        },
+    }
+    ports = [{k: p[k] for k in ("name", "port", "targetPort") if k in p}
+             for p in service["spec"]["ports"]]  # fmt: skip
+    svc = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": ANCHOR, "labels": labels},
+        "spec": {"selector": labels, "ports": ports},
+    }
+    return [deployment, svc]
+
+
+def _rolled_out(env: devenv.Environment, ns: str, name: str) -> bool:
+    d = _get(env, ns, "deployment", name)
+    st = d.get("status") or {}
+    return bool(
+        st.get("observedGeneration", 0) >= d["metadata"]["generation"]
+        and st.get("updatedReplicas", 0) == st.get("replicas", 0) == 1
+        and st.get("availableReplicas", 0) == 1
+    )
+
+
+def _anchor_round(env: devenv.Environment, ns: str, i: int) -> float:
+    """One rollout of the anchor: a new template (as a new version is), until rolled
+    out and answering."""
+    patch = json.dumps(
+        {"spec": {"template": {"metadata": {"annotations": {"bench/round": str(i)}}}}}
+    )
+    started = time.monotonic()
+    _kubectl(env, "-n", ns, "patch", "deployment", ANCHOR, "-p", patch)
+    _wait(f"anchor round {i} rolled out", lambda: _rolled_out(env, ns, ANCHOR))
+    _wait(f"anchor round {i} answering", lambda: _answers(env, ns, ANCHOR), period=0.2)
+    return time.monotonic() - started
 
 
 def run(env: devenv.Environment, rounds: int, failures: int) -> dict[str, Any]:
@@ -158,6 +221,7 @@ def run(env: devenv.Environment, rounds: int, failures: int) -> dict[str, Any]:
     good, bad = _sha256(env, GOOD[1]), _sha256(env, BAD[1])
     to_answer: list[float] = []
     to_rollback: list[float] = []
+    anchor: list[float] = []
     try:
         for i in range(1, rounds + failures + 1):
             broken = i > rounds
@@ -179,14 +243,25 @@ def run(env: devenv.Environment, rounds: int, failures: int) -> dict[str, Any]:
                 _wait(f"{name} Ready", serving)
                 _wait(f"{name} answering", lambda: _answers(env, ns), period=0.2)
                 to_answer.append(time.monotonic() - started)
+                if i == 1:
+                    _apply(env, ns, _anchor_objects(env, ns), "admin")
+                    _wait("the anchor rolled out", lambda: _rolled_out(env, ns, ANCHOR))
+                anchor.append(_anchor_round(env, ns, i))
                 continue
 
-            def crash_visible() -> float | None:
-                pods = json.loads(_kubectl(env, "-n", ns, "get", "pods", "-o", "json"))["items"]
+            number = _get(env, ns, "mv", name)["status"]["number"]
+
+            def crash_visible(number: int = number) -> float | None:
+                # only this version's pods: an earlier broken version's may still be going
+                selector = f"modelreg.dev/version={number}"
+                pods = json.loads(
+                    _kubectl(env, "-n", ns, "get", "pods", "-l", selector, "-o", "json")
+                )["items"]
                 for p in pods:
                     for cs in (p.get("status") or {}).get("containerStatuses") or []:
-                        waiting = (cs.get("state") or {}).get("waiting") or {}
-                        if waiting.get("reason") == "CrashLoopBackOff":
+                        # the kubelet's CrashLoopBackOff, or restarts after failures
+                        # (what the operator also counts: rollout.crash_looping)
+                        if rollout.crash_looping(cs):
                             return time.monotonic()
                 return None
 
@@ -200,7 +275,11 @@ def run(env: devenv.Environment, rounds: int, failures: int) -> dict[str, Any]:
             [env.tools["kubectl"], f"--kubeconfig={env.layout.kubeconfig}", "--context=admin",
              "delete", "namespace", ns, "--wait=false"], capture_output=True, check=False,
         )  # fmt: skip
-    return {"approval_to_answering_s": to_answer, "crash_to_rollback_s": to_rollback}
+    return {
+        "approval_to_answering_s": to_answer,
+        "anchor_rollout_to_answering_s": anchor,
+        "crash_to_rollback_s": to_rollback,
+    }
 
 
 def _p(values: list[float], q: float) -> float:
@@ -222,8 +301,12 @@ def main() -> None:
     print("| on the real node | n | p50 | p95 | each |")
     print("|---|---|---|---|---|")
     for key, label in (
-        ("approval_to_answering_s", "approval → new version Ready and answering (s)"),
-        ("crash_to_rollback_s", "kubelet reports CrashLoopBackOff → RolledBack (s)"),
+        ("approval_to_answering_s", "modelreg: approval → new version Ready and answering (s)"),
+        (
+            "anchor_rollout_to_answering_s",
+            "anchor: plain Deployment patch → rolled out and answering (s)",
+        ),
+        ("crash_to_rollback_s", "crash loop visible → RolledBack (s)"),
     ):
         v = result[key]
         if v:

@@ -5,7 +5,8 @@ nothing unapproved ever runs.
 
 Each failure is the real thing: a server that exits (its model cannot be loaded), a
 server that never becomes ready (its readiness probe fails), a storage-initializer that
-cannot fetch the bytes that were approved (their S3 version deleted after approval), an
+cannot fetch the bytes that were approved (their S3 version deleted after approval), one
+whose sha256 check fails (the object overwritten in a bucket without versioning), an
 image that cannot be pulled (its manifest deleted from the registry), and a server over
 its memory limit (OOMKilled).
 """
@@ -126,6 +127,20 @@ def _bytes_gone(registry: Registry, artifacts: Artifacts, runtime: str, real_nod
     artifacts.s3.delete_object(Bucket=artifacts.bucket, Key="m/2/model.tar.gz", VersionId=pinned)
 
 
+def _tampered(registry: Registry, artifacts: Artifacts, runtime: str, real_node: Any) -> None:
+    # a bucket without versioning: nothing to pin, the overwrite replaces the bytes that
+    # were verified and approved, and only the storage-initializer's sha256 check is left
+    artifacts.s3.put_bucket_versioning(
+        Bucket=artifacts.bucket, VersioningConfiguration={"Status": "Suspended"}
+    )
+    key = "m/2/model.tar.gz"
+    art, _ = artifacts.upload(key, _seed().artifact("fraud-detector/2/model.tar.gz"))
+    registry.version("v2", "m", art, runtime)
+    registry.wait_condition(MV, "v2", "ArtifactVerified", "True")
+    assert not registry.get(MV, "v2")["status"]["artifact"].get("versionId")
+    artifacts.upload(key, _seed().artifact("fraud-detector/3/model.tar.gz"))
+
+
 def _image_gone(registry: Registry, artifacts: Artifacts, runtime: str, real_node: Any) -> None:
     unique = images.Spec(
         "modelreg-test/vanishing",
@@ -157,6 +172,7 @@ CASES: list[tuple[str, Bad, tuple[str, ...]]] = [
     ("server-exits", _bad_model, ("CrashLoopBackOff",)),
     ("never-ready", _never_ready, ("ProgressDeadlineExceeded",)),
     ("approved-bytes-gone", _bytes_gone, ("StorageInitializerFailed",)),
+    ("bytes-tampered", _tampered, ("StorageInitializerFailed",)),
     ("image-gone", _image_gone, ("ErrImagePull", "ImagePullBackOff")),
     ("oom-killed", _oom, ("CrashLoopBackOff",)),
 ]
@@ -193,8 +209,15 @@ def test_a_version_failing_for_real_rolls_back_to_the_good_one(
     failed = next(h for h in history if h["name"] == "v2")
     assert failed["result"] == "Failed"
     assert failed["reason"] in reasons
-    # what the kubelet reported is what happened: the pods of v2 ran on the real node
+    # and the Event says it, with the reason the kubelet gave
     core = kubernetes.client.CoreV1Api(registry.cluster.api())
+    events = core.list_namespaced_event(
+        registry.namespace, field_selector="involvedObject.kind=ModelDeployment"
+    ).items
+    rolled_events = [e for e in events if e.reason == "RolledBack"]
+    assert rolled_events, [(e.reason, e.message) for e in events]
+    assert any(r in e.message for e in rolled_events for r in reasons)
+    # what the kubelet reported is what happened: the pods of v2 ran on the real node
     pods = core.list_namespaced_pod(registry.namespace).items
     assert pods
     assert all(p.spec.node_name == nodecfg.NODE_NAME for p in pods)
