@@ -121,9 +121,9 @@ def test_hand_edited_when_someone_else_owns_part_of_the_spec(entries, edited):
     assert hand_edited(_managed(*entries)) is edited
 
 
-def _model_container(protocol: str) -> dict[str, Any]:
+def _model_container(protocol: str, **extra: Any) -> dict[str, Any]:
     spec = ModelDeploymentSpec.model_validate(
-        {"modelRef": {"name": "fraud"}, "port": 9000, "protocol": protocol}
+        {"modelRef": {"name": "fraud"}, "port": 9000, "protocol": protocol, **extra}
     )
     d = deployment("fraud", "ns", "fraud", spec, V7, "init@sha256:" + "b" * 64)
     container: dict[str, Any] = d["spec"]["template"]["spec"]["containers"][0]
@@ -150,3 +150,37 @@ def test_no_protocol_no_probes():
     c = _model_container("none")
     assert not {"readinessProbe", "livenessProbe", "startupProbe"} & set(c)
     assert ModelDeploymentSpec.model_validate({"modelRef": {"name": "x"}}).protocol == "none"
+
+
+def test_explicit_probes_replace_the_protocols_one_kind_at_a_time():
+    ready = {"httpGet": {"path": "/v2/models/fraud/ready"}, "periodSeconds": 5}
+    c = _model_container("v2", probes={"readiness": ready})
+    assert c["readinessProbe"] == {
+        "httpGet": {"path": "/v2/models/fraud/ready", "port": 9000, "scheme": "HTTP"},
+        "periodSeconds": 5,
+    }
+    # the others stay what v2 gives
+    assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 9000}
+    assert c["startupProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 9000}
+
+
+def test_each_probe_handler_becomes_the_kubernetes_one():
+    probes = {
+        "startup": {"exec": {"command": ["cat", "/mnt/models/loaded"]}, "failureThreshold": 900},
+        "readiness": {"grpc": {"service": "inference"}, "timeoutSeconds": 3},
+        "liveness": {"tcpSocket": {"port": 9001}, "initialDelaySeconds": 10},
+    }
+    c = _model_container("none", probes=probes)
+    assert c["startupProbe"] == {
+        "exec": {"command": ["cat", "/mnt/models/loaded"]},
+        "failureThreshold": 900,
+    }
+    assert c["readinessProbe"] == {
+        "grpc": {"port": 9000, "service": "inference"},
+        "timeoutSeconds": 3,
+    }
+    assert c["livenessProbe"] == {"tcpSocket": {"port": 9001}, "initialDelaySeconds": 10}
+    # only what is given: no protocol, one probe
+    c = _model_container("none", probes={"liveness": {"tcpSocket": {}}})
+    assert c["livenessProbe"] == {"tcpSocket": {"port": 9000}}
+    assert not {"readinessProbe", "startupProbe"} & set(c)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from modelreg import __version__
-from modelreg.api.model_deployment import ModelDeploymentSpec, Protocol
+from modelreg.api.model_deployment import ModelDeploymentSpec, Probe, Probes, Protocol
 
 MODEL_DIR = "/mnt/models"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelreg"}
@@ -101,7 +101,7 @@ def deployment(
     resources = {k: v for k, v in spec.resources.to_api().items() if v}
     if resources:
         container["resources"] = resources
-    container.update(probes(spec.protocol, spec.port, model))
+    container.update(probes(spec.protocol, spec.port, model, spec.probes))
     pod_spec: dict[str, Any] = {
         "initContainers": [init],
         "containers": [container],
@@ -135,14 +135,55 @@ def deployment(
 STARTUP_SECONDS = 600
 
 
-def probes(protocol: Protocol, port: int, model: str) -> dict[str, Any]:
-    """The model container's probes for a server speaking ``protocol`` on ``port``.
+def probes(
+    protocol: Protocol, port: int, model: str, explicit: Probes | None = None
+) -> dict[str, Any]:
+    """The model container's probes for a server speaking ``protocol`` on ``port``,
+    each kind given in ``explicit`` (``spec.probes``) replacing the protocol's.
 
     Readiness decides whether a pod serves (and so whether a rollout succeeds); liveness
     restarts a server that stopped answering; the startup probe holds liveness off while
     the model loads (up to :data:`STARTUP_SECONDS`), so a big model is not killed for
     being slow and a small one is ready as soon as it is.
     """
+    out = _protocol_probes(protocol, port, model)
+    for kind, probe in (
+        ("startupProbe", explicit and explicit.startup),
+        ("readinessProbe", explicit and explicit.readiness),
+        ("livenessProbe", explicit and explicit.liveness),
+    ):
+        if probe:
+            out[kind] = _probe(probe, port)
+    return out
+
+
+def _probe(probe: Probe, port: int) -> dict[str, Any]:
+    """A Kubernetes probe from ``spec.probes``; ports default to the model's."""
+    out: dict[str, Any] = {}
+    if probe.http_get is not None:
+        h = probe.http_get
+        out["httpGet"] = {"path": h.path, "port": h.port or port, "scheme": str(h.scheme)}
+    elif probe.tcp_socket is not None:
+        out["tcpSocket"] = {"port": probe.tcp_socket.port or port}
+    elif probe.grpc is not None:
+        out["grpc"] = {"port": probe.grpc.port or port}
+        if probe.grpc.service is not None:
+            out["grpc"]["service"] = probe.grpc.service
+    elif probe.exec is not None:
+        out["exec"] = {"command": list(probe.exec.command)}
+    for field, key in (
+        ("initial_delay_seconds", "initialDelaySeconds"),
+        ("period_seconds", "periodSeconds"),
+        ("timeout_seconds", "timeoutSeconds"),
+        ("failure_threshold", "failureThreshold"),
+    ):
+        value = getattr(probe, field)
+        if value is not None:
+            out[key] = value
+    return out
+
+
+def _protocol_probes(protocol: Protocol, port: int, model: str) -> dict[str, Any]:
     if protocol is Protocol.NONE:
         return {}
     if protocol is Protocol.V2:

@@ -207,6 +207,48 @@ def test_model_version_spec_is_immutable(cluster: Cluster, namespace: str) -> No
             "d",
             "should be greater than or equal to 0",
         ),
+        (
+            "ModelDeployment",
+            {
+                "modelRef": {"name": "m"},
+                "probes": {
+                    "readiness": {"httpGet": {"path": "/ready"}, "tcpSocket": {"port": 8080}}
+                },
+            },
+            "d",
+            "a probe has exactly one of httpGet, tcpSocket, grpc or exec",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "probes": {"liveness": {"periodSeconds": 5}}},
+            "d",
+            "a probe has exactly one of httpGet, tcpSocket, grpc or exec",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "probes": {"readiness": {"httpGet": {"path": "ready"}}}},
+            "d",
+            "must be an absolute path such as /v2/health/ready",
+        ),
+        (
+            # the kubelet would GET another host from the node's network position
+            "ModelDeployment",
+            {
+                "modelRef": {"name": "m"},
+                "probes": {"readiness": {"httpGet": {"path": "/", "host": "169.254.169.254"}}},
+            },
+            "d",
+            'unknown field "spec.probes.readiness.httpGet.host"',
+        ),
+        (
+            "ModelDeployment",
+            {
+                "modelRef": {"name": "m"},
+                "probes": {"startup": {"tcpSocket": {}, "periodSeconds": 0}},
+            },
+            "d",
+            "should be greater than or equal to 1",
+        ),
     ],
 )
 def test_invalid_model_and_deployment_are_rejected(

@@ -51,6 +51,98 @@ class Protocol(StrEnum):
     NONE = "none"
 
 
+class HTTPScheme(StrEnum):
+    HTTP = "HTTP"
+    HTTPS = "HTTPS"
+
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+Seconds = Annotated[int, Field(ge=1, le=3600)]
+
+
+class HTTPGetProbe(ApiModel):
+    """GET a path of the model container (never another host: the kubelet would send
+    it from the node's network position)."""
+
+    path: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=1024, pattern=r"^/[^\s]*$"),
+        says("must be an absolute path such as /v2/health/ready"),
+    ]
+    """The path to GET; 200-399 is healthy."""
+    port: Port | None = None
+    """The port (default: spec.port)."""
+    scheme: HTTPScheme = HTTPScheme.HTTP
+    """HTTP or HTTPS (HTTPS: the certificate is not checked, as the kubelet does)."""
+
+
+class PortProbe(ApiModel):
+    """A TCP connect, or a gRPC health check, to a port of the model container."""
+
+    port: Port | None = None
+    """The port (default: spec.port)."""
+
+
+class GRPCProbe(PortProbe):
+    """The gRPC Health Checking Protocol."""
+
+    service: Annotated[str, StringConstraints(max_length=256)] | None = None
+    """The service name to ask about (absent: the server as a whole)."""
+
+
+class ExecProbe(ApiModel):
+    """A command run in the model container; exit 0 is healthy."""
+
+    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
+        min_length=1, max_length=64, json_schema_extra={"x-kubernetes-list-type": "atomic"}
+    )
+    """The command and its arguments (no shell unless the command is one)."""
+
+
+class Probe(ApiModel):
+    """One probe of the model container: exactly one of httpGet, tcpSocket, grpc, exec."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "[has(self.httpGet), has(self.tcpSocket), has(self.grpc), "
+                    "has(self.exec)].filter(x, x).size() == 1",
+                    "message": "a probe has exactly one of httpGet, tcpSocket, grpc or exec",
+                }
+            ]
+        }
+    )
+
+    http_get: HTTPGetProbe | None = None
+    """GET a path."""
+    tcp_socket: PortProbe | None = None
+    """Connect to a port."""
+    grpc: GRPCProbe | None = None
+    """gRPC health check."""
+    exec: ExecProbe | None = None
+    """Run a command in the container."""
+    initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    """Seconds after the container starts before the first probe."""
+    period_seconds: Seconds | None = None
+    """Seconds between probes."""
+    timeout_seconds: Seconds | None = None
+    """Seconds a probe may take."""
+    failure_threshold: Annotated[int, Field(ge=1, le=10000)] | None = None
+    """Failures in a row that count (startup: period x threshold is the time to load)."""
+
+
+class Probes(ApiModel):
+    """Probes that replace those spec.protocol gives, one kind at a time."""
+
+    startup: Probe | None = None
+    """Holds liveness off until it succeeds (a large model's loading time)."""
+    readiness: Probe | None = None
+    """Whether a pod serves, and so whether a rollout succeeds."""
+    liveness: Probe | None = None
+    """Restarts a server that stopped answering."""
+
+
 class VersionSelector(ApiModel):
     """A pinned version: by ModelVersion name or by number (not both)."""
 
@@ -144,6 +236,9 @@ class ModelDeploymentSpec(ApiModel):
     startup probes on ``port`` (v2: /v2/health/ready and /v2/health/live; v1:
     /v1/models/<model>); a version that never becomes ready within
     rollout.progressDeadlineSeconds rolls back. none: no probes."""
+    probes: Probes = Field(default_factory=Probes)
+    """Probes of the model container; each one given replaces the one of that kind that
+    ``protocol`` gives (the others stay)."""
     resources: Resources = Field(default_factory=Resources)
     """Compute resources of the model container."""
     env: list[EnvVar] = Field(
