@@ -3,7 +3,7 @@ from typing import Any
 import pytest
 
 from modelreg.api.model_deployment import ModelDeploymentSpec
-from modelreg.builders import Serving, deployment, hand_edited, service
+from modelreg.builders import SHM_PATH, Serving, deployment, hand_edited, service
 
 SPEC = ModelDeploymentSpec.model_validate(
     {
@@ -184,3 +184,36 @@ def test_each_probe_handler_becomes_the_kubernetes_one():
     c = _model_container("none", probes={"liveness": {"tcpSocket": {}}})
     assert c["livenessProbe"] == {"tcpSocket": {"port": 9000}}
     assert not {"readinessProbe", "startupProbe"} & set(c)
+
+
+def _pod_spec(**extra: Any) -> dict[str, Any]:
+    spec = ModelDeploymentSpec.model_validate({"modelRef": {"name": "fraud"}, **extra})
+    d = deployment("fraud", "ns", "fraud", spec, V7, "init@sha256:" + "b" * 64)
+    pod: dict[str, Any] = d["spec"]["template"]["spec"]
+    return pod
+
+
+def test_the_pod_shape_serving_needs():
+    gpu = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+    pod = _pod_spec(
+        nodeSelector={"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"},
+        tolerations=[gpu],
+        terminationGracePeriodSeconds=120,
+        sharedMemory={"sizeLimit": "2Gi"},
+        storageInitializer={"resources": {"limits": {"memory": "2Gi"}}},
+        resources={"limits": {"nvidia.com/gpu": "1"}},
+    )
+    assert pod["nodeSelector"] == {"nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB"}
+    assert pod["tolerations"] == [gpu]
+    assert pod["terminationGracePeriodSeconds"] == 120
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "2Gi"}} in pod["volumes"]
+    (model,) = pod["containers"]
+    assert {"name": "dshm", "mountPath": SHM_PATH} in model["volumeMounts"]
+    assert model["resources"] == {"limits": {"nvidia.com/gpu": "1"}}
+    (init,) = pod["initContainers"]
+    assert init["resources"] == {"limits": {"memory": "2Gi"}}
+    # none of it unless asked
+    plain = _pod_spec()
+    assert not {"nodeSelector", "tolerations", "terminationGracePeriodSeconds"} & set(plain)
+    assert [v["name"] for v in plain["volumes"]] == ["model-store"]
+    assert plain["initContainers"][0]["resources"]["limits"] == {"memory": "512Mi"}

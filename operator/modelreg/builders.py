@@ -10,6 +10,8 @@ from modelreg import __version__
 from modelreg.api.model_deployment import ModelDeploymentSpec, Probe, Probes, Protocol
 
 MODEL_DIR = "/mnt/models"
+#: the model container's own shared memory (spec.sharedMemory), not a temporary file
+SHM_PATH = "/dev/shm"  # noqa: S108
 MANAGED_BY = {"app.kubernetes.io/managed-by": "modelreg"}
 
 #: the init container that fetches the artifact and checks its sha256
@@ -83,11 +85,12 @@ def deployment(
         "args": fetch,
         "volumeMounts": [{"name": "model-store", "mountPath": MODEL_DIR}],
         "securityContext": {**_CONTAINER_SECURITY, "readOnlyRootFilesystem": True},
-        "resources": {
-            "requests": {"cpu": "100m", "memory": "128Mi"},
-            "limits": {"memory": "512Mi"},
-        },
+        "resources": INITIALIZER_RESOURCES,
     }
+    if spec.storage_initializer.resources is not None:
+        init["resources"] = {
+            k: v for k, v in spec.storage_initializer.resources.to_api().items() if v
+        }
     if spec.storage.secret_ref is not None:
         init["envFrom"] = [{"secretRef": {"name": spec.storage.secret_ref.name}}]
     container: dict[str, Any] = {
@@ -102,13 +105,24 @@ def deployment(
     if resources:
         container["resources"] = resources
     container.update(probes(spec.protocol, spec.port, model, spec.probes))
+    volumes: list[dict[str, Any]] = [{"name": "model-store", "emptyDir": {}}]
+    if spec.shared_memory is not None:
+        shm = {"medium": "Memory", "sizeLimit": spec.shared_memory.size_limit}
+        volumes.append({"name": "dshm", "emptyDir": shm})
+        container["volumeMounts"].append({"name": "dshm", "mountPath": SHM_PATH})
     pod_spec: dict[str, Any] = {
         "initContainers": [init],
         "containers": [container],
-        "volumes": [{"name": "model-store", "emptyDir": {}}],
+        "volumes": volumes,
         "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
         "automountServiceAccountToken": False,
     }
+    if spec.node_selector:
+        pod_spec["nodeSelector"] = dict(spec.node_selector)
+    if spec.tolerations:
+        pod_spec["tolerations"] = [t.to_api() for t in spec.tolerations]
+    if spec.termination_grace_period_seconds is not None:
+        pod_spec["terminationGracePeriodSeconds"] = spec.termination_grace_period_seconds
     if spec.service_account_name:
         pod_spec["serviceAccountName"] = spec.service_account_name
     if serving.pull_secrets:
@@ -130,6 +144,12 @@ def deployment(
         },
     }
 
+
+#: the storage-initializer's resources unless spec.storageInitializer.resources says
+INITIALIZER_RESOURCES = {
+    "requests": {"cpu": "100m", "memory": "128Mi"},
+    "limits": {"memory": "512Mi"},
+}
 
 #: a large model may take this long to load before liveness counts (startup probe)
 STARTUP_SECONDS = 600

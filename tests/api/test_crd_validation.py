@@ -249,6 +249,67 @@ def test_model_version_spec_is_immutable(cluster: Cluster, namespace: str) -> No
             "d",
             "should be greater than or equal to 1",
         ),
+        (
+            "ModelDeployment",
+            {
+                "modelRef": {"name": "m"},
+                "resources": {
+                    "requests": {"nvidia.com/gpu": "1"},
+                    "limits": {"nvidia.com/gpu": "2"},
+                },
+            },
+            "d",
+            "an extended resource (such as nvidia.com/gpu) must be requested exactly as limited",
+        ),
+        (
+            "ModelDeployment",
+            {
+                "modelRef": {"name": "m"},
+                "tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}],
+            },
+            "d",
+            "a toleration with operator Exists has no value",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "nodeSelector": {"-bad-": "x"}},
+            "d",
+            "nodeSelector keys must be label keys",
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "sharedMemory": {"sizeLimit": "a lot"}},
+            "d",
+            "must be a Kubernetes quantity",
+        ),
+        # what the security rules forbid has no field to say it with
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "hostNetwork": True},
+            "d",
+            'unknown field "spec.hostNetwork"',
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "volumes": [{"name": "h", "hostPath": {"path": "/"}}]},
+            "d",
+            'unknown field "spec.volumes"',
+        ),
+        (
+            "ModelDeployment",
+            {"modelRef": {"name": "m"}, "securityContext": {"privileged": True}},
+            "d",
+            'unknown field "spec.securityContext"',
+        ),
+        (
+            "ModelDeployment",
+            {
+                "modelRef": {"name": "m"},
+                "env": [{"name": "K", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}],
+            },
+            "d",
+            'unknown field "spec.env[0].valueFrom"',
+        ),
     ],
 )
 def test_invalid_model_and_deployment_are_rejected(

@@ -23,6 +23,7 @@ from typing import Any
 import kubernetes
 import pytest
 
+from modelreg.builders import SHM_PATH
 from modelreg.devenv import images, manifests
 from modelreg.devenv import node as nodecfg
 from tests.support.cluster import Cluster
@@ -89,14 +90,14 @@ def _serving(registry: Registry, name: str) -> bool:
     )
 
 
-def _good(registry: Registry, artifacts: Artifacts, runtime: str) -> None:
+def _good(registry: Registry, artifacts: Artifacts, runtime: str, **deploy: Any) -> None:
     model = _seed().artifact("fraud-detector/1/model.tar.gz")
     art, _ = artifacts.upload("m/1/model.tar.gz", model)
     registry.model("m", approvalPolicy={"requiredApprovals": 1, "approvers": {"users": ["alice"]}})
     registry.version("v1", "m", art, runtime)
     registry.wait_condition(MV, "v1", "ArtifactVerified", "True")
     registry.approve("v1", "alice")
-    _deploy(registry)
+    _deploy(registry, **deploy)
     wait_for("v1 to serve on the real node", lambda: _serving(registry, "v1"), timeout=240)
 
 
@@ -221,3 +222,51 @@ def test_a_version_failing_for_real_rolls_back_to_the_good_one(
     pods = core.list_namespaced_pod(registry.namespace).items
     assert pods
     assert all(p.spec.node_name == nodecfg.NODE_NAME for p in pods)
+
+
+@pytest.mark.timeout(600)
+def test_explicit_probes_are_what_the_real_kubelet_runs(
+    real: Registry, artifacts: Artifacts, real_node: Any
+) -> None:
+    """spec.probes replaces the protocol's readiness probe with MLServer's model-level
+    one (ready once this model is loaded); the kubelet runs it and the version serves."""
+    registry = real
+    ready = {"httpGet": {"path": "/v2/models/m/ready"}, "periodSeconds": 1}
+    _good(
+        registry,
+        artifacts,
+        _runtime(real_node),
+        probes={"readiness": ready},
+        # and the pod shape serving needs, as the real node runs it
+        nodeSelector={"modelreg.dev/node": "real"},
+        terminationGracePeriodSeconds=5,
+        sharedMemory={"sizeLimit": "256Mi"},
+        storageInitializer={
+            "resources": {"requests": {"memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+        },
+    )
+    core = kubernetes.client.CoreV1Api(registry.cluster.api())
+    (pod,) = [
+        p
+        for p in core.list_namespaced_pod(registry.namespace).items
+        if p.metadata.deletion_timestamp is None
+    ]
+    model = next(c for c in pod.spec.containers if c.name == "model")
+    assert model.readiness_probe.http_get.path == "/v2/models/m/ready"
+    assert model.readiness_probe.period_seconds == 1
+    # the others are still v2's
+    assert model.liveness_probe.http_get.path == "/v2/health/live"
+    status = next(c for c in pod.status.container_statuses if c.name == "model")
+    assert status.ready
+    assert pod.spec.node_selector == {"modelreg.dev/node": "real"}
+    assert pod.spec.termination_grace_period_seconds == 5
+    init = pod.spec.init_containers[0]
+    assert init.resources.limits == {"memory": "256Mi"}
+    # /dev/shm in the model container is the memory-backed volume, of its size
+    mounts = registry.cluster.kubectl(
+        "-n", registry.namespace, "exec", pod.metadata.name, "-c", "model", "--",
+        "cat", "/proc/mounts",
+    ).stdout  # fmt: skip
+    (shm,) = [line for line in mounts.splitlines() if line.split()[1] == SHM_PATH]
+    assert shm.split()[2] == "tmpfs", shm
+    assert "size=262144k" in shm, shm

@@ -163,8 +163,29 @@ class VersionSelector(ApiModel):
     """Version number within the model."""
 
 
+#: resources Kubernetes lets requests and limits differ for; any other (an extended
+#: resource such as nvidia.com/gpu) must be requested exactly as limited
+_OVERCOMMITTABLE = "['cpu', 'memory', 'ephemeral-storage']"
+
+
 class Resources(ApiModel):
-    """Compute resources of the model container."""
+    """Compute resources of a container."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "!has(self.requests) || self.requests.all(k, k in "
+                    + _OVERCOMMITTABLE
+                    + " || k.startsWith('hugepages-') || (has(self.limits) && k in self.limits"
+                    " && self.limits[k] == self.requests[k]))",
+                    "message": "an extended resource (such as nvidia.com/gpu) must be "
+                    "requested exactly as limited: set limits to the same value, or set "
+                    "only limits",
+                }
+            ]
+        }
+    )
 
     requests: dict[str, Quantity] = Field(default_factory=dict, max_length=8)
     """Minimum resources (cpu, memory, ...)."""
@@ -218,6 +239,83 @@ class Rollout(ApiModel):
     """Roll back to the previous good version when a rollout fails."""
 
 
+#: a label key: an optional DNS-subdomain prefix and "/", then a name of 63 at most
+LABEL_KEY = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LabelKey = Annotated[
+    str,
+    StringConstraints(max_length=317, pattern=LABEL_KEY),
+    says("must be a label key such as nvidia.com/gpu.product or zone"),
+]
+LabelValue = Annotated[
+    str,
+    StringConstraints(max_length=63, pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"),
+    says("must be a label value: 63 characters at most, letters, digits, '-', '_', '.'"),
+]
+
+
+class TolerationOperator(StrEnum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(ApiModel):
+    """A taint the serving pods tolerate (GPU and other dedicated nodes)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    "rule": "self.operator != 'Exists' || !has(self.value)",
+                    "message": "a toleration with operator Exists has no value",
+                },
+                {
+                    "rule": "has(self.key) || self.operator == 'Exists'",
+                    "message": "a toleration without a key must have operator Exists",
+                },
+                {
+                    "rule": "!has(self.tolerationSeconds) || self.effect == 'NoExecute'",
+                    "message": "tolerationSeconds is for effect NoExecute only",
+                },
+            ]
+        }
+    )
+
+    key: LabelKey | None = None
+    """The taint's key (absent, with Exists: every taint)."""
+    operator: TolerationOperator = TolerationOperator.EQUAL
+    """Equal (key and value) or Exists (key only)."""
+    value: LabelValue | None = None
+    """The taint's value, for Equal."""
+    effect: TaintEffect | None = None
+    """The effect tolerated (absent: all)."""
+    toleration_seconds: Annotated[int, Field(ge=0, le=31_536_000)] | None = None
+    """For NoExecute: how long a pod stays on a node once tainted."""
+
+
+class SharedMemory(ApiModel):
+    """A memory-backed /dev/shm (PyTorch data loaders, Triton, vLLM need more than the
+    container runtime's 64 MiB)."""
+
+    size_limit: Quantity
+    """Its size; counted against the pod's memory."""
+
+
+class StorageInitializer(ApiModel):
+    """The init container that downloads and checks the artifact."""
+
+    resources: Resources | None = None
+    """Its resources (default: requests cpu 100m, memory 128Mi; limits memory 512Mi)."""
+
+
 class ModelDeploymentSpec(ApiModel):
     """Which model and version to serve, and how."""
 
@@ -249,6 +347,31 @@ class ModelDeploymentSpec(ApiModel):
     """Extra environment variables of the model container."""
     service_account_name: ObjectName | None = None
     """ServiceAccount of the serving pods."""
+    node_selector: dict[str, LabelValue] = Field(
+        default_factory=dict,
+        max_length=32,
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                {
+                    # keys checked here: a CRD schema has no patterns for map keys
+                    "rule": "self.all(k, size(k) <= 317 && k.matches(r'" + LABEL_KEY + "'))",
+                    "message": "nodeSelector keys must be label keys such as "
+                    "nvidia.com/gpu.product or zone",
+                }
+            ]
+        },
+    )
+    """Labels the nodes of the serving pods must have (for example a GPU product)."""
+    tolerations: list[Toleration] = Field(
+        default_factory=list, max_length=32, json_schema_extra={"x-kubernetes-list-type": "atomic"}
+    )
+    """Taints the serving pods tolerate."""
+    termination_grace_period_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
+    """Seconds a serving pod has to finish its requests when stopped (default 30)."""
+    shared_memory: SharedMemory | None = None
+    """A memory-backed /dev/shm of this size in the model container."""
+    storage_initializer: StorageInitializer = Field(default_factory=StorageInitializer)
+    """The artifact download's init container."""
     storage: Storage = Field(default_factory=Storage)
     """Credentials for the artifact download."""
     rollout: Rollout = Field(default_factory=Rollout)
