@@ -166,13 +166,13 @@ def test_explicit_probes_replace_the_protocols_one_kind_at_a_time():
 
 def test_each_probe_handler_becomes_the_kubernetes_one():
     probes = {
-        "startup": {"exec": {"command": ["cat", "/mnt/models/loaded"]}, "failureThreshold": 900},
+        "startup": {"httpGet": {"path": "/loaded", "port": 9002}, "failureThreshold": 900},
         "readiness": {"grpc": {"service": "inference"}, "timeoutSeconds": 3},
         "liveness": {"tcpSocket": {"port": 9001}, "initialDelaySeconds": 10},
     }
     c = _model_container("none", probes=probes)
     assert c["startupProbe"] == {
-        "exec": {"command": ["cat", "/mnt/models/loaded"]},
+        "httpGet": {"path": "/loaded", "port": 9002, "scheme": "HTTP"},
         "failureThreshold": 900,
     }
     assert c["readinessProbe"] == {

@@ -189,8 +189,6 @@ def _probe(probe: Probe, port: int) -> dict[str, Any]:
         out["grpc"] = {"port": probe.grpc.port or port}
         if probe.grpc.service is not None:
             out["grpc"]["service"] = probe.grpc.service
-    elif probe.exec is not None:
-        out["exec"] = {"command": list(probe.exec.command)}
     for field, key in (
         ("initial_delay_seconds", "initialDelaySeconds"),
         ("period_seconds", "periodSeconds"),

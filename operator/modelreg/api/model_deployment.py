@@ -90,25 +90,18 @@ class GRPCProbe(PortProbe):
     """The service name to ask about (absent: the server as a whole)."""
 
 
-class ExecProbe(ApiModel):
-    """A command run in the model container; exit 0 is healthy."""
-
-    command: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
-        min_length=1, max_length=64, json_schema_extra={"x-kubernetes-list-type": "atomic"}
-    )
-    """The command and its arguments (no shell unless the command is one)."""
-
-
 class Probe(ApiModel):
-    """One probe of the model container: exactly one of httpGet, tcpSocket, grpc, exec."""
+    """One probe of the model container: exactly one of httpGet, tcpSocket or grpc. No
+    exec: a command the kubelet runs in the container would change what an approved image
+    does, under the deployment's ServiceAccount, for anyone who may edit the deployment."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 {
-                    "rule": "[has(self.httpGet), has(self.tcpSocket), has(self.grpc), "
-                    "has(self.exec)].filter(x, x).size() == 1",
-                    "message": "a probe has exactly one of httpGet, tcpSocket, grpc or exec",
+                    "rule": "[has(self.httpGet), has(self.tcpSocket), has(self.grpc)]"
+                    ".filter(x, x).size() == 1",
+                    "message": "a probe has exactly one of httpGet, tcpSocket or grpc",
                 }
             ]
         }
@@ -120,8 +113,6 @@ class Probe(ApiModel):
     """Connect to a port."""
     grpc: GRPCProbe | None = None
     """gRPC health check."""
-    exec: ExecProbe | None = None
-    """Run a command in the container."""
     initial_delay_seconds: Annotated[int, Field(ge=0, le=3600)] | None = None
     """Seconds after the container starts before the first probe."""
     period_seconds: Seconds | None = None
